@@ -1,0 +1,33 @@
+# DeepDosimetry set-up and checks. Everything goes into a local virtual environment (.venv).
+#
+#   make test     create .venv, install torch (CPU 2.13.0 by default) and the packages, run ruff and pytest
+#
+# CUDA users choose their torch build, e.g.:
+#   make test TORCH_SPEC="torch==2.13.0" TORCH_INDEX_URL=<PyTorch's wheel index for your CUDA version>
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deepdosimetry-installed
+
+.PHONY: install test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(BIN)/pip install --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
