@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import DosimetryCore
-from DosimetryCore import io, resources
+from DosimetryCore import io, resources, simulation_cli
 from DosimetryCore.device import resolve_device
 
 ENTRY_POINT_GROUP = "deepdosimetry.commands"
@@ -88,6 +88,7 @@ def _add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     planar.add_argument("dicom", nargs="+", help="one multi-frame NM file, or two single-view files")
     planar.add_argument("--out", required=True, help="output folder")
     planar.set_defaults(handler=_run_import_planar)
+    simulation_cli.register(subparsers)
 
 
 def _discovered_registrations() -> list[tuple[str, Callable[[argparse._SubParsersAction], None]]]:
