@@ -29,14 +29,25 @@ Geometry and conventions
   ``u(theta)`` (``x_size`` bins of width ``sx``).
 - Depth: in the detector frame the object is sampled on ``y_size`` planes spaced ``sy`` at signed
   positions ``t`` (mm along ``n(theta)``, toward the camera) centred on the isocentre. The distance
-  of a plane to the detector face is ``d = radius_mm - t`` (clamped at 0). At ``theta = 0`` and
-  ``180`` the sampling coincides with the voxel grid (no interpolation); at other angles bilinear
-  interpolation is used and the object must lie inside the cylinder inscribed in the in-plane grid.
+  of a plane to the detector face is ``d = radius_mm - t`` (clamped at 0).
+- Rotation into the detector frame: each voxel's value is distributed over the four detector-frame
+  samples around its rotated centre with bilinear weights (summing to one, so activity is conserved
+  voxel by voxel); the mu map is interpolated bilinearly at the detector-frame samples. At
+  ``theta = 0`` and ``180`` both coincide with the voxel grid (no interpolation). The object must lie
+  inside the cylinder inscribed in the in-plane grid; what rotates outside it is lost.
 - Attenuation: ``mu`` is given in 1/cm (``mu_per_cm``). The line integral from a voxel to the detector
   is the sum of ``mu * step`` over the planes in front of it plus half of its own plane.
 - Values: the projector is linear and unit-free: a voxel of value ``a`` contributes ``a`` times its
   attenuation factor to the detector, spread by the collimator response (which has unit sum).
   :func:`counts_per_bq_per_ml` gives the factor turning Bq/mL into expected counts.
+
+Implementation: the rotations are sparse matrices (bilinear weights) applied to the volume laid out as
+``(y * x, z)``, so one sparse product rotates every z slice; the attenuation weights and the rotations
+are computed once per view and cached. The blur of depth plane ``d`` is ``K_d P_d A_d`` with ``K_d``
+and ``A_d`` the (Toeplitz) lateral and axial Gaussian matrices of its distance, and the sum over depth
+is folded into one matrix product ``[K_0 ... K_n] [P_0 A_0; ...; P_n A_n]``. This is exact linear
+convolution truncated at the detector edges (no wrap-around, no padding) and its transpose, the back
+projector, costs the same.
 
 Collimator-detector response
 ----------------------------
@@ -52,6 +63,7 @@ lead at the photon energy). The system resolution adds the intrinsic resolution 
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -74,8 +86,14 @@ LU177_PHOTOPEAK_KEV = 208.4
 # Mass attenuation coefficient of lead (total, with coherent scattering), cm^2/g, from NIST XCOM
 # (Berger et al., XCOM: Photon Cross Sections Database, NIST Standard Reference Database 8), as
 # tabulated in Hubbell & Seltzer, NIST X-Ray Mass Attenuation Coefficients (NISTIR 5632).
-_LEAD_MASS_ATTENUATION = ((100.0, 5.549), (150.0, 2.014), (200.0, 0.9985), (300.0, 0.4031), (400.0, 0.2323),
-                          (500.0, 0.1614))
+_LEAD_MASS_ATTENUATION = (
+    (100.0, 5.549),
+    (150.0, 2.014),
+    (200.0, 0.9985),
+    (300.0, 0.4031),
+    (400.0, 0.2323),
+    (500.0, 0.1614),
+)
 
 
 @dataclass(frozen=True)
@@ -190,7 +208,7 @@ def poisson_counts(expected: torch.Tensor, seed: int | None = None) -> torch.Ten
     return torch.poisson(expected, generator=generator)
 
 
-def as_tensor(
+def _as_tensor(
     values: torch.Tensor | np.ndarray, name: str, ndim: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
     """``values`` as a tensor on ``device`` with ``dtype``; a ValueError naming it unless it has ``ndim`` dims."""
@@ -244,7 +262,8 @@ class SpectProjector:
 
     Holds the geometry, the attenuation map and, when ``cache`` is true, the per-view rotation
     operators and attenuation weights (``views * z * y * x`` values: 1 GB for 120 views of 128^3 in
-    float32); without the cache they are recomputed at every call.
+    float32, plus about 1.6 MB per view for the rotations); without the cache they are recomputed at
+    every call. The blur matrices of the last radius used are kept (``2 * z * y * x`` values).
 
     Args:
         shape: volume shape ``(z, y, x)``.
@@ -286,10 +305,21 @@ class SpectProjector:
             raise ValueError(f"radius_mm: expected positive distances in mm, got min {float(self.radius_mm.min())}")
         self.response = response
         self.cache = cache
-        self._mu_columns = None if mu_per_cm is None else self._columns(self._mu(mu_per_cm))
+        self._mu_per_mm_columns = None if mu_per_cm is None else self._columns(self._mu(mu_per_cm))
         self._rotations: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._weights: dict[int, torch.Tensor] = {}
         self._kernels: tuple[float, torch.Tensor, torch.Tensor] | None = None
+
+    def with_response(self, response: DetectorResponse | None) -> SpectProjector:
+        """The same projector with another collimator-detector ``response`` (``None``: no blur).
+
+        The copy shares this projector's cached rotation operators and attenuation weights, e.g. to
+        reconstruct without resolution recovery data simulated with it.
+        """
+        projector = copy.copy(self)
+        projector.response = response
+        projector._kernels = None
+        return projector
 
     @property
     def n_views(self) -> int:
@@ -301,18 +331,14 @@ class SpectProjector:
         """Shape ``(views, z, u)`` of the projections of all views."""
         return (self.n_views, self.shape[0], self.shape[2])
 
-    @property
-    def voxel_volume_ml(self) -> float:
-        """Volume of one voxel in mL."""
-        return float(np.prod(self.spacing_mm)) / 1000.0
-
     def forward(self, image: torch.Tensor | np.ndarray, views: Sequence[int] | None = None) -> torch.Tensor:
-        """Project ``image`` (shape ``(z, y, x)``) to ``views`` (indices; all when ``None``).
+        """Project ``image`` (shape ``(z, y, x)``) to ``views`` (view indices; all when ``None``).
 
-        Returns a tensor of shape ``(len(views), z, u)`` in the image's units times voxel count.
+        Returns a tensor of shape ``(len(views), z, u)``: per detector bin, the sum over voxels of the
+        voxel value times its attenuation factor times its collimator-response weight.
         """
         views = self._views(views)
-        columns = self._columns(as_tensor(image, "image", 3, self.device, self.dtype), "image")
+        columns = self._columns(self.as_volume(image, "image"))
         z_size, y_size, x_size = self.shape
         rotated = torch.empty((y_size * x_size, z_size), device=self.device, dtype=self.dtype)
         projections = torch.empty((len(views), z_size, x_size), device=self.device, dtype=self.dtype)
@@ -333,11 +359,7 @@ class SpectProjector:
         """
         views = self._views(views)
         z_size, y_size, x_size = self.shape
-        projections = as_tensor(projections, "projections", 3, self.device, self.dtype)
-        if tuple(projections.shape) != (len(views), z_size, x_size):
-            raise ValueError(
-                f"projections: expected shape {(len(views), z_size, x_size)} (views, z, u), got {tuple(projections.shape)}"
-            )
+        projections = self.as_projections(projections, "projections", len(views))
         columns = torch.zeros((y_size * x_size, z_size), device=self.device, dtype=self.dtype)
         for i, view in enumerate(views):
             _, transposed = self._rotation(view)
@@ -356,63 +378,83 @@ class SpectProjector:
             raise ValueError(f"views: expected indices in [0, {self.n_views}), got {indices}")
         return indices
 
+    def as_volume(self, values: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+        """``values`` as a tensor on the projector's device and dtype; a ValueError naming it unless its
+        shape is :attr:`shape` ``(z, y, x)``."""
+        volume = _as_tensor(values, name, 3, self.device, self.dtype)
+        if tuple(volume.shape) != self.shape:
+            raise ValueError(f"{name}: shape {tuple(volume.shape)} does not match the projector shape {self.shape}")
+        return volume
+
+    def as_projections(self, values: torch.Tensor | np.ndarray, name: str, n_views: int | None = None) -> torch.Tensor:
+        """``values`` as a tensor on the projector's device and dtype; a ValueError naming it unless its
+        shape is ``(n_views, z, u)`` (``n_views`` defaults to all views)."""
+        projections = _as_tensor(values, name, 3, self.device, self.dtype)
+        expected = (self.n_views if n_views is None else n_views, self.shape[0], self.shape[2])
+        if tuple(projections.shape) != expected:
+            raise ValueError(f"{name}: expected shape {expected} (views, z, u), got {tuple(projections.shape)}")
+        return projections
+
     def _mu(self, mu_per_cm: torch.Tensor | np.ndarray) -> torch.Tensor:
-        mu = as_tensor(mu_per_cm, "mu_per_cm", 3, self.device, self.dtype)
-        if tuple(mu.shape) != self.shape:
-            raise ValueError(f"mu_per_cm: shape {tuple(mu.shape)} does not match the volume shape {self.shape}")
+        mu = self.as_volume(mu_per_cm, "mu_per_cm")
         require_nonnegative_finite(mu, "mu_per_cm")
         return mu / 10.0
 
-    def _columns(self, volume: torch.Tensor, name: str = "mu_per_cm") -> torch.Tensor:
+    def _columns(self, volume: torch.Tensor) -> torch.Tensor:
         """``(z, y, x)`` -> ``(y * x, z)``: z becomes the column index shared by every rotation."""
-        if tuple(volume.shape) != self.shape:
-            raise ValueError(f"{name}: shape {tuple(volume.shape)} does not match the projector shape {self.shape}")
         return volume.reshape(self.shape[0], -1).T.contiguous()
 
     def _rotation(self, view: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sparse bilinear resampling ``(depth * u, y * x)`` into the view's detector frame, and its transpose."""
+        """The view's rotation of activity into the detector frame, ``(depth * u, y * x)``, and its transpose.
+
+        Each voxel's value is distributed over the four detector-frame samples around its rotated
+        centre with bilinear weights (which sum to one, so activity is conserved); the transpose
+        samples the detector frame at the voxel centres by bilinear interpolation.
+        """
         if view in self._rotations:
             return self._rotations[view]
-        operators = self._rotation_operators(float(self.angles_deg[view]))
+        depth_index, lateral_index = self._voxels_in_detector_frame(float(self.angles_deg[view]))
+        transposed = _bilinear_sampling(depth_index, lateral_index, self.shape[1], self.shape[2], self.dtype)
+        operators = (_transpose(transposed), transposed)
         if self.cache:
             self._rotations[view] = operators
         return operators
 
-    def _rotation_operators(self, angle_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _voxels_in_detector_frame(self, angle_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continuous (depth, lateral) sample indices of every voxel centre, each of shape ``(y, x)``."""
         _, y_size, x_size = self.shape
         _, sy, sx = self.spacing_mm
-        theta = math.radians(angle_deg)
+        cos, sin = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
         kw = {"device": self.device, "dtype": torch.float64}
-        depth = ((y_size - 1) / 2.0 - torch.arange(y_size, **kw))[:, None] * sy  # t, toward the camera (mm)
-        lateral = (torch.arange(x_size, **kw) - (x_size - 1) / 2.0)[None, :] * sx  # u (mm)
-        x = (x_size - 1) / 2.0 + (lateral * math.cos(theta) - depth * math.sin(theta)) / sx
-        y = (y_size - 1) / 2.0 + (-lateral * math.sin(theta) - depth * math.cos(theta)) / sy
-        # Snap round-off (e.g. sin(pi) = 1.2e-16) so that axis-aligned views sample voxels exactly.
-        x, y = torch.round(x * 1e9) / 1e9, torch.round(y * 1e9) / 1e9
-        x0, y0 = torch.floor(x), torch.floor(y)
-        fx, fy = x - x0, y - y0
-        xs = torch.stack([x0, x0 + 1, x0, x0 + 1], dim=-1).reshape(-1, 4)
-        ys = torch.stack([y0, y0, y0 + 1, y0 + 1], dim=-1).reshape(-1, 4)
-        weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=-1).reshape(-1, 4)
-        keep = (xs >= 0) & (xs < x_size) & (ys >= 0) & (ys < y_size) & (weights > 0)
-        crow = torch.zeros(y_size * x_size + 1, device=self.device, dtype=torch.int64)
-        crow[1:] = torch.cumsum(keep.sum(dim=1), dim=0)
-        col = (ys * x_size + xs)[keep].to(torch.int64)  # increasing within each row
-        size = (y_size * x_size, y_size * x_size)
-        rotation = _sparse_csr(crow, col, weights[keep].to(self.dtype), size)
-        csc = rotation.to_sparse_csc()
-        transposed = _sparse_csr(csc.ccol_indices(), csc.row_indices(), csc.values(), size)
-        return rotation, transposed
+        x = ((torch.arange(x_size, **kw) - (x_size - 1) / 2.0) * sx)[None, :]
+        y = ((torch.arange(y_size, **kw) - (y_size - 1) / 2.0) * sy)[:, None]
+        lateral, toward_camera = x * cos - y * sin, -x * sin - y * cos
+        return (y_size - 1) / 2.0 - toward_camera / sy, (x_size - 1) / 2.0 + lateral / sx
+
+    def _detector_frame_in_volume(self, angle_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continuous (y, x) voxel indices of every detector-frame sample, each of shape ``(depth, u)``."""
+        _, y_size, x_size = self.shape
+        _, sy, sx = self.spacing_mm
+        cos, sin = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+        kw = {"device": self.device, "dtype": torch.float64}
+        toward_camera = (((y_size - 1) / 2.0 - torch.arange(y_size, **kw)) * sy)[:, None]
+        lateral = ((torch.arange(x_size, **kw) - (x_size - 1) / 2.0) * sx)[None, :]
+        x, y = lateral * cos - toward_camera * sin, -lateral * sin - toward_camera * cos
+        return (y_size - 1) / 2.0 + y / sy, (x_size - 1) / 2.0 + x / sx
 
     def _attenuation(self, view: int) -> torch.Tensor | None:
-        """``exp(-line integral of mu to the detector)`` in the detector frame, shape ``(depth, u, z)``."""
-        if self._mu_columns is None:
+        """``exp(-line integral of mu to the detector)`` in the detector frame, shape ``(depth, u, z)``.
+
+        The mu map is interpolated (bilinear) at the detector-frame samples.
+        """
+        if self._mu_per_mm_columns is None:
             return None
         if view in self._weights:
             return self._weights[view]
-        rotation, _ = self._rotation(view)
         _, y_size, x_size = self.shape
-        mu = torch.mm(rotation, self._mu_columns).view(y_size, x_size, -1)
+        y_index, x_index = self._detector_frame_in_volume(float(self.angles_deg[view]))
+        sampling = _bilinear_sampling(y_index, x_index, y_size, x_size, self.dtype)
+        mu = torch.mm(sampling, self._mu_per_mm_columns).view(y_size, x_size, -1)
         path = torch.cumsum(mu, dim=0).sub_(mu, alpha=0.5).mul_(self.spacing_mm[1])
         weights = torch.exp(path.neg_())
         if self.cache:
@@ -420,7 +462,11 @@ class SpectProjector:
         return weights
 
     def _response_kernels(self, view: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-depth blur matrices: lateral ``(depth, u, u)`` and axial ``(depth, z, z)``, symmetric, unit sum."""
+        """Per-depth blur matrices for the view's radius (symmetric, unit sum over the infinite lattice).
+
+        Returns the lateral matrices side by side, ``(u, depth * u)`` with block ``d`` the matrix of
+        depth plane ``d``, and the axial matrices ``(depth, z, z)``. The last radius's pair is kept.
+        """
         radius = float(self.radius_mm[view])
         if self._kernels is not None and self._kernels[0] == radius:
             return self._kernels[1], self._kernels[2]
@@ -428,8 +474,8 @@ class SpectProjector:
         sz, sy, sx = self.spacing_mm
         depth = ((y_size - 1) / 2.0 - torch.arange(y_size, device=self.device, dtype=torch.float64)) * sy
         sigma = self.response.sigma_mm((radius - depth).clamp_min(0.0))
-        lateral, axial = _gaussian_matrices(sigma, x_size, sx), _gaussian_matrices(sigma, z_size, sz)
-        kernels = (lateral.to(self.dtype), axial.to(self.dtype))
+        lateral = _gaussian_matrices(sigma, x_size, sx).permute(1, 0, 2).reshape(x_size, y_size * x_size)
+        kernels = (lateral.to(self.dtype).contiguous(), _gaussian_matrices(sigma, z_size, sz).to(self.dtype))
         self._kernels = (radius, *kernels)
         return kernels
 
@@ -438,10 +484,8 @@ class SpectProjector:
         if self.response is None:
             return planes.sum(dim=0)
         lateral, axial = self._response_kernels(view)
-        depth_size, u_size, z_size = planes.shape
-        blurred_z = torch.bmm(planes, axial)
-        # sum_d K_d @ P_d as one product: (u, depth * u) @ (depth * u, z).
-        return lateral.permute(1, 0, 2).reshape(u_size, depth_size * u_size) @ blurred_z.view(-1, z_size)
+        # sum_d K_d @ P_d @ A_d as one product: (u, depth * u) @ (depth * u, z).
+        return lateral @ torch.bmm(planes, axial).view(lateral.shape[1], -1)
 
     def _spread(self, projection: torch.Tensor, view: int) -> torch.Tensor:
         """Adjoint of :meth:`_blur_and_sum`: ``(u, z)`` -> ``(depth, u, z)``."""
@@ -449,7 +493,33 @@ class SpectProjector:
         if self.response is None:
             return projection.expand(depth_size, -1, -1)
         lateral, axial = self._response_kernels(view)
-        return torch.bmm(lateral, torch.matmul(projection, axial))
+        return torch.bmm((lateral.T @ projection).view(depth_size, -1, projection.shape[1]), axial)
+
+
+def _bilinear_sampling(
+    rows: torch.Tensor, columns: torch.Tensor, n_rows: int, n_columns: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """Sparse CSR matrix ``(points, n_rows * n_columns)`` sampling a row-major grid by bilinear
+    interpolation at the continuous indices ``(rows, columns)`` (any equal shapes; samples outside
+    the grid read zeros)."""
+    # Snap round-off (e.g. sin(pi) = 1.2e-16) so that axis-aligned views hit grid points exactly.
+    rows, columns = torch.round(rows.reshape(-1) * 1e9) / 1e9, torch.round(columns.reshape(-1) * 1e9) / 1e9
+    r0, c0 = torch.floor(rows), torch.floor(columns)
+    fr, fc = rows - r0, columns - c0
+    r = torch.stack([r0, r0, r0 + 1, r0 + 1], dim=1)
+    c = torch.stack([c0, c0 + 1, c0, c0 + 1], dim=1)
+    weights = torch.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc], dim=1)
+    keep = (r >= 0) & (r < n_rows) & (c >= 0) & (c < n_columns) & (weights > 0)
+    crow = torch.zeros(rows.numel() + 1, device=rows.device, dtype=torch.int64)
+    crow[1:] = torch.cumsum(keep.sum(dim=1), dim=0)
+    index = (r * n_columns + c)[keep].to(torch.int64)  # increasing within each row
+    return _sparse_csr(crow, index, weights[keep].to(dtype), (rows.numel(), n_rows * n_columns))
+
+
+def _transpose(matrix: torch.Tensor) -> torch.Tensor:
+    """The transpose of a sparse CSR matrix, as a sparse CSR matrix."""
+    csc = matrix.to_sparse_csc()
+    return _sparse_csr(csc.ccol_indices(), csc.row_indices(), csc.values(), (matrix.shape[1], matrix.shape[0]))
 
 
 def _gaussian_matrices(sigma_mm: torch.Tensor, size: int, spacing_mm: float) -> torch.Tensor:
@@ -460,6 +530,8 @@ def _gaussian_matrices(sigma_mm: torch.Tensor, size: int, spacing_mm: float) -> 
     sigma = sigma_mm.clamp_min(1e-6 * spacing_mm)[:, None]
     profile = torch.exp(-0.5 * (offsets[None, :] / sigma) ** 2)
     profile = profile / profile.sum(dim=1, keepdim=True)
+    # Drop the far tails: negligible, and denormal float32 values would slow the matrix products.
+    profile = torch.where(profile < 1e-12, 0.0, profile)
     index = torch.arange(size, device=sigma_mm.device)
     return profile[:, (index[:, None] - index[None, :]) + reach]
 
@@ -492,14 +564,17 @@ class PlanarProjector(SpectProjector):
         )
 
     def forward(self, image: torch.Tensor | np.ndarray, views: Sequence[int] | None = None) -> torch.Tensor:
-        """Anterior and mirrored posterior images ``(2, z, x)`` of ``image`` ``(z, y, x)`` (``views`` as in SPECT)."""
+        """Anterior (view 0) and mirrored posterior (view 1) images of ``image`` ``(z, y, x)``.
+
+        Returns ``(len(views), z, x)``; ``(2, z, x)`` for both views (``views=None``).
+        """
         views = self._views(views)
         return _mirror_posterior(super().forward(image, views), views)
 
     def back(self, projections: torch.Tensor | np.ndarray, views: Sequence[int] | None = None) -> torch.Tensor:
         """Exact adjoint of :meth:`forward`: ``(len(views), z, x)`` -> ``(z, y, x)``."""
         views = self._views(views)
-        projections = as_tensor(projections, "projections", 3, self.device, self.dtype)
+        projections = self.as_projections(projections, "projections", len(views))
         return super().back(_mirror_posterior(projections, views), views)
 
 
@@ -529,11 +604,11 @@ def simulate_planar(
     sensitivity_cps_per_mbq * acquisition_time_s`` times the attenuation and collimator model; with
     ``noise`` they are replaced by Poisson samples drawn with ``seed``.
     """
-    projector = PlanarProjector(
-        np.shape(activity_bq_per_ml), spacing_mm, distance_mm, mu_per_cm, response, device=device
-    )
-    activity = as_tensor(activity_bq_per_ml, "activity_bq_per_ml", 3, projector.device, projector.dtype)
+    activity = _as_tensor(activity_bq_per_ml, "activity_bq_per_ml", 3, resolve_device(device), torch.float32)
     require_nonnegative_finite(activity, "activity_bq_per_ml")
+    if not acquisition_time_s > 0:
+        raise ValueError(f"acquisition_time_s: expected a positive time in s, got {acquisition_time_s}")
     scale = counts_per_bq_per_ml(spacing_mm, sensitivity_cps_per_mbq, acquisition_time_s)
-    expected = projector.forward(activity).mul_(scale).clamp_min_(0.0)
+    projector = PlanarProjector(activity.shape, spacing_mm, distance_mm, mu_per_cm, response, device=activity.device)
+    expected = projector.forward(activity).mul_(scale)
     return poisson_counts(expected, seed) if noise else expected
