@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -176,3 +179,9 @@ def test_scene_bundle_reloads(scene, oblique_image, tmp_path):
     (tmp_path / "junk.mrb").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable"):
         mrml.load_scene_bundle(tmp_path / "junk.mrb")
+    with zipfile.ZipFile(tmp_path / "empty.mrb", "w") as archive:
+        archive.writestr("readme.txt", "no scene in here")
+    working_directory = os.getcwd()
+    with pytest.raises(ValueError, match="not a readable"):
+        mrml.load_scene_bundle(tmp_path / "empty.mrb")
+    assert os.getcwd() == working_directory

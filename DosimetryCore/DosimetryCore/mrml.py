@@ -11,9 +11,11 @@ Works in the Slicer application and outside it with the ``slicer-core`` package 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -322,6 +324,16 @@ def rows_from_table_node(table_node: slicer.vtkMRMLTableNode) -> list[dict[str, 
     return rows
 
 
+@contextlib.contextmanager
+def _kept_working_directory() -> Iterator[None]:
+    """Restore the working directory: MRML's bundle reader changes it to a temporary folder it deletes."""
+    directory = os.getcwd()
+    try:
+        yield
+    finally:
+        os.chdir(directory)
+
+
 def save_scene_bundle(scene: slicer.vtkMRMLScene, path: str | os.PathLike) -> Path:
     """Write ``scene`` with all its data as a Slicer Medical Reality Bundle (``.mrb``)."""
     scene = _scene_of(scene, "scene")
@@ -333,7 +345,9 @@ def save_scene_bundle(scene: slicer.vtkMRMLScene, path: str | os.PathLike) -> Pa
         node = scene.GetNthNode(index)
         if node.IsA("vtkMRMLStorableNode") and node.GetStorageNode() is None:
             node.AddDefaultStorageNode()
-    if not scene.WriteToMRB(str(path.resolve())):
+    with _kept_working_directory():
+        written = scene.WriteToMRB(str(path.resolve()))
+    if not written:
         raise ValueError(f"path: the scene could not be written to {path}")
     return path
 
@@ -343,8 +357,11 @@ def load_scene_bundle(path: str | os.PathLike) -> slicer.vtkMRMLScene:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path: {path} does not exist")
-    register_segmentation_converters()
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"path: {path} is not a readable Slicer scene bundle (not a zip archive)")
     scene = new_scene()
-    if not scene.ReadFromMRB(str(path.resolve())):
+    with _kept_working_directory():
+        loaded = scene.ReadFromMRB(str(path.resolve()))
+    if not loaded:
         raise ValueError(f"path: {path} is not a readable Slicer scene bundle")
     return scene
