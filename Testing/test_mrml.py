@@ -111,6 +111,9 @@ def test_segmentation_round_trip_keeps_labels_and_names(scene, oblique_image):
     only_kidney, names = mrml.labelmap_from_segmentation_node(segmentation, reference, [kidney_id])
     assert names == {1: "left kidney"}
     np.testing.assert_array_equal(sitk.GetArrayFromImage(only_kidney), (labels == 2).astype(np.uint16))
+    # the converter rules are registered: the 3D (closed surface) representation can be made
+    assert segmentation.CreateClosedSurfaceRepresentation()
+    assert segmentation.GetSegmentation().ContainsRepresentation("Closed surface")
     # helper nodes used for the conversion do not stay in the scene
     assert scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems() == 0
 
