@@ -41,6 +41,8 @@ AVOGADRO_PER_MOL = 6.02214076e23
 # --- electron -----------------------------------------------------------------------------------
 # Electron rest energy m_e c^2 = 0.51099895000(15) MeV (CODATA 2018).
 ELECTRON_REST_ENERGY_MEV = 0.51099895000
+# Fine-structure constant alpha = 7.2973525693(11)e-3 (CODATA 2018).
+FINE_STRUCTURE_CONSTANT = 7.2973525693e-3
 # Classical electron radius r_e = 2.8179403262(13) e-15 m (CODATA 2018), for Klein-Nishina.
 CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
 
@@ -49,3 +51,13 @@ CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
 MM_PER_CM = 10.0
 G_PER_KG = 1000.0
 CM3_PER_ML = 1.0
+
+# --- dose ---------------------------------------------------------------------------------------
+# Definition of the SI prefix milli.
+MGY_PER_GY = 1000.0
+
+# --- water, for electron transport -----------------------------------------------------------------
+# Mean excitation energy of liquid water, 75 eV (ICRU Report 37, 1984; used by NIST ESTAR).
+WATER_MEAN_EXCITATION_ENERGY_MEV = 75.0e-6
+# Radiation length of liquid water, 36.08 g/cm^2 (Particle Data Group, Atomic and Nuclear Properties of Materials).
+WATER_RADIATION_LENGTH_G_PER_CM2 = 36.08

@@ -37,13 +37,15 @@ from scipy import ndimage
 
 from . import __version__
 from .progress import ProgressCallback, no_progress
-from .volume import array_from_image, image_from_array, require_image, set_unit, voxel_volume_ml
-
-PROVENANCE_KEY = "deepdosimetry.provenance"
-"""Image metadata key holding the generator, seed, parameters and sampled values as JSON."""
-
-LABEL_NAMES_KEY = "deepdosimetry.label_names"
-"""Labelmap metadata key holding the label -> name table as JSON."""
+from .volume import (
+    LABEL_NAMES_KEY,
+    PROVENANCE_KEY,
+    array_from_image,
+    image_from_array,
+    require_image,
+    set_unit,
+    voxel_volume_ml,
+)
 
 LABELS: dict[str, int] = {
     "body": 1,  # soft tissue, subcutaneous fat and everything not named below

@@ -23,6 +23,12 @@ UNIT_KEY = "deepdosimetry.unit"
 QUANTITY_KEY = "deepdosimetry.quantity"
 """Metadata key holding what the voxel values are, e.g. ``"activity concentration"``."""
 
+PROVENANCE_KEY = "deepdosimetry.provenance"
+"""Metadata key holding, as JSON, how an image was made (generator, seed, parameters, versions)."""
+
+LABEL_NAMES_KEY = "deepdosimetry.label_names"
+"""Labelmap metadata key holding the label -> segment name table as JSON (``{"1": "liver", ...}``)."""
+
 _INTERPOLATORS = {
     "linear": sitk.sitkLinear,
     "nearest": sitk.sitkNearestNeighbor,

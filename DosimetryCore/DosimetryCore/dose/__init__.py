@@ -1,0 +1,43 @@
+"""Absorbed dose rate for 177Lu: Monte Carlo, voxel S-value kernels, kernel convolution (VDK) and local deposition.
+
+- :mod:`.montecarlo`: photon Monte Carlo (Woodcock tracking, Klein-Nishina, Rayleigh) on CT voxel grids.
+- :mod:`.electrons`: CSDA electron random walk for the beta point kernel.
+- :mod:`.kernels`: voxel S-value kernels (beta + photon) in mGy/(MBq*s), cached under Resources/Kernels.
+- :mod:`.vdk`: kernel convolution with seed-002 density scaling, and local energy deposition.
+- :mod:`.images`: the SimpleITK entry point for all three methods and the per-segment dose-rate table.
+"""
+
+from .images import (
+    DOSE_RATE_UNIT,
+    METHODS,
+    DoseRateMap,
+    compute_dose_rate,
+    label_names,
+    segment_table,
+    write_table_csv,
+)
+from .kernels import KERNEL_UNIT, VoxelKernel, generate_kernel, kernel_image, voxel_kernel
+from .montecarlo import EnergyBalance, Medium, MonteCarloResult, medium_from_hu, simulate_dose_rate
+from .vdk import led_dose_rate, vdk_dose_rate
+
+__all__ = [
+    "DOSE_RATE_UNIT",
+    "KERNEL_UNIT",
+    "METHODS",
+    "DoseRateMap",
+    "EnergyBalance",
+    "Medium",
+    "MonteCarloResult",
+    "VoxelKernel",
+    "compute_dose_rate",
+    "generate_kernel",
+    "kernel_image",
+    "label_names",
+    "led_dose_rate",
+    "medium_from_hu",
+    "segment_table",
+    "simulate_dose_rate",
+    "vdk_dose_rate",
+    "voxel_kernel",
+    "write_table_csv",
+]
