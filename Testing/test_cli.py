@@ -66,9 +66,28 @@ def test_method_commands_are_discovered_through_entry_points(monkeypatch):
             return register
 
     def entry_points(group):
-        assert group == cli.ENTRY_POINT_GROUP
-        return [Point()]
+        return [Point()] if group in (cli.ENTRY_POINT_GROUP, cli.TRAINING_ENTRY_POINT_GROUP) else []
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     assert cli.main(["example-method"]) == 0
-    assert calls == ["registered"]
+    assert cli.main(["train", "example-method"]) == 0
+    assert calls == ["registered", "registered", "registered", "registered"]
+
+
+def test_without_training_registrations_there_is_no_train_command(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    assert "train" not in cli.build_parser().parse_args(["info"]).command_names
+
+
+def test_clashing_registrations_are_reported(monkeypatch):
+    class Point:
+        name = "clash"
+
+        def load(self):
+            return lambda subparsers: subparsers.add_parser("info")
+
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: [Point()] if group == cli.ENTRY_POINT_GROUP else []
+    )
+    with pytest.raises(RuntimeError, match="clashing command"):
+        cli.build_parser()
