@@ -168,6 +168,70 @@ def _projection_image(projections: torch.Tensor, spacing_zyx: tuple[float, float
     return set_unit(image, "counts", "SPECT projections (view, row, column)")
 
 
+def simulate_spect(
+    activity: sitk.Image,
+    ct: sitk.Image,
+    acquisition: Acquisition = Acquisition(),
+    *,
+    seed: int,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, sitk.Image]:
+    """SPECT of ``activity`` (Bq/mL) attenuated by ``ct`` (HU): projections and four OSEM images.
+
+    Returns ``projections_noise_free`` and ``projections_noisy`` (counts, Poisson noise drawn with
+    ``seed``) and ``osem_norr_noise_free``, ``osem_norr_noisy``, ``osem_rr_noise_free``,
+    ``osem_rr_noisy`` (Bq/mL, on the activity grid): OSEM with attenuation correction, without
+    (noRR) and with (RR) the collimator response in the system model, with the iterations and
+    subsets of ``acquisition``.
+    """
+    report = progress or no_progress
+    device = resolve_device(device)
+    shape, spacing = _projector_grid(activity, "activity")
+    require_same_geometry(ct, activity, "ct", "activity")
+    mu = torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_kev))).to(device)
+    angles = np.arange(acquisition.views) * 360.0 / acquisition.views
+    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
+    report(0.0, "SPECT projections")
+    projector = SpectProjector(shape, spacing, angles, acquisition.radius_mm, mu, response, device=device)
+    values = _activity_tensor(activity, device)
+    projections = {
+        name: simulate_spect_projections(
+            values,
+            projector,
+            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
+            time_per_view_s=acquisition.time_per_view_s,
+            noise=noisy,
+            seed=seed,
+        )
+        for name, noisy in (("noise_free", False), ("noisy", True))
+    }
+    steps = [
+        (f"osem_{kind}_{name}", model, iterations, subsets, data)
+        for kind, model, iterations, subsets in (
+            ("norr", projector.with_response(None), acquisition.norr_iterations, acquisition.norr_subsets),
+            ("rr", projector, acquisition.rr_iterations, acquisition.rr_subsets),
+        )
+        for name, data in projections.items()
+    ]
+    images = {f"projections_{name}": _projection_image(data, spacing, angles) for name, data in projections.items()}
+    for index, (key, model, iterations, subsets, data) in enumerate(steps):
+        start = 0.05 + 0.95 * index / len(steps)
+        recon = osem(
+            data,
+            model,
+            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
+            time_per_view_s=acquisition.time_per_view_s,
+            iterations=iterations,
+            subsets=subsets,
+            progress=sub_progress(report, start, start + 0.95 / len(steps)),
+        )
+        recon_image = image_from_array(recon.cpu().numpy().astype(np.float32), activity)
+        images[key] = set_unit(recon_image, "Bq/mL", "activity concentration")
+    report(1.0, "SPECT done")
+    return images
+
+
 def simulate_case(
     seed: int,
     size: int = 128,
@@ -181,62 +245,21 @@ def simulate_case(
     """Simulate one case: torso phantom, planar ANT/POST, SPECT projections and four OSEM images.
 
     Outputs (keys of ``SimulatedCase.images``): ``ct`` (HU), ``labels``, ``activity`` (Bq/mL),
-    ``mu`` (1/cm), ``anterior``/``posterior`` (counts, noisy), ``projections_noise_free`` and
-    ``projections_noisy`` (counts), and ``osem_norr_noise_free``, ``osem_norr_noisy``,
-    ``osem_rr_noise_free``, ``osem_rr_noisy`` (Bq/mL). Every image carries the provenance (seed,
-    acquisition, version) under :data:`PROVENANCE_KEY`. Deterministic for a given seed and device.
+    ``mu`` (1/cm), ``anterior``/``posterior`` (counts, noisy), and the images of
+    :func:`simulate_spect`. Every image carries the provenance (seed, noise seeds, acquisition,
+    version) under :data:`PROVENANCE_KEY`. Deterministic for a given seed and device.
     """
     report = progress or no_progress
     device = resolve_device(device)
     planar_seed, spect_seed = noise_seeds(seed)
     phantom = phantoms.make_torso(size, spacing_mm, seed=seed, tracer=tracer, progress=sub_progress(report, 0, 0.05))
-    shape, spacing = _projector_grid(phantom.activity, "activity")
-    mu = mu_map(phantom.ct, acquisition.energy_kev)
-    angles = np.arange(acquisition.views) * 360.0 / acquisition.views
-    mu_tensor = torch.from_numpy(sitk.GetArrayFromImage(mu)).to(device)
-    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
     report(0.05, "Planar anterior/posterior")
     anterior, posterior = simulate_planar_images(
         phantom.activity, phantom.ct, acquisition, noise=True, seed=planar_seed, device=device
     )
-    report(0.1, "SPECT projections")
-    projector = SpectProjector(shape, spacing, angles, acquisition.radius_mm, mu_tensor, response, device=device)
-    activity = _activity_tensor(phantom.activity, device)
-    counts = {"noise_free": False, "noisy": True}
-    projections = {
-        name: simulate_spect_projections(
-            activity,
-            projector,
-            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
-            time_per_view_s=acquisition.time_per_view_s,
-            noise=noisy,
-            seed=spect_seed,
-        )
-        for name, noisy in counts.items()
-    }
-    without_response = projector.with_response(None)
-    reconstructions = {}
-    steps = [
-        (f"osem_{kind}_{name}", model, iterations, subsets, data)
-        for kind, model, iterations, subsets in (
-            ("norr", without_response, acquisition.norr_iterations, acquisition.norr_subsets),
-            ("rr", projector, acquisition.rr_iterations, acquisition.rr_subsets),
-        )
-        for name, data in projections.items()
-    ]
-    for index, (key, model, iterations, subsets, data) in enumerate(steps):
-        start = 0.15 + 0.85 * index / len(steps)
-        recon = osem(
-            data,
-            model,
-            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
-            time_per_view_s=acquisition.time_per_view_s,
-            iterations=iterations,
-            subsets=subsets,
-            progress=sub_progress(report, start, start + 0.85 / len(steps)),
-        )
-        recon_image = image_from_array(recon.cpu().numpy().astype(np.float32), phantom.activity)
-        reconstructions[key] = set_unit(recon_image, "Bq/mL", "activity concentration")
+    spect = simulate_spect(
+        phantom.activity, phantom.ct, acquisition, seed=spect_seed, device=device, progress=sub_progress(report, 0.1, 1)
+    )
     provenance = {
         "generator": "simulate_case",
         "deepdosimetry": DosimetryCore.__version__,
@@ -252,12 +275,10 @@ def simulate_case(
         "ct": phantom.ct,
         "labels": phantom.labels,
         "activity": phantom.activity,
-        "mu": mu,
+        "mu": mu_map(phantom.ct, acquisition.energy_kev),
         "anterior": anterior,
         "posterior": posterior,
-        "projections_noise_free": _projection_image(projections["noise_free"], spacing, angles),
-        "projections_noisy": _projection_image(projections["noisy"], spacing, angles),
-        **reconstructions,
+        **spect,
     }
     for image in images.values():
         _stamp(image, provenance)
