@@ -1,13 +1,16 @@
-"""DLPVC Slicer module: partial-volume correction of quantitative 177Lu SPECT.
+"""DLPVC Slicer module: partial-volume correction of quantitative 177Lu SPECT (Leube et al., J Nucl Med 2024).
 
-This version reports the activity in each segment of a SPECT volume (Bq/mL); the correction
-methods arrive with later versions and are not offered before they exist.
+Two methods: iterative Yang PVC (IY-PVC, with the segments as regions) and DL-PVC (a trained
+network on the whole field of view), offered only when a DL-PVC model is installed under
+``Resources/Models``. All computation is in ``DLPVCLib``.
 """
+
+from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -17,7 +20,44 @@ from slicer.ScriptedLoadableModule import (
 
 from DeepDosimetryCore import DeepDosimetryWidgetMixin
 
-REQUIRED_PACKAGES = {"numpy": "numpy", "scipy": "scipy", "SimpleITK": "SimpleITK"}
+REQUIRED_PACKAGES = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "SimpleITK": "SimpleITK",
+    "torch": "torch",
+    "monai": "monai",
+}
+
+IY_CHOICE = "IY-PVC"
+DL_CHOICE_PREFIX = "DL-PVC: "
+DEFAULT_FWHM_MM = 18.5  # DLPVCLib.correction.DEFAULT_FWHM_MM (Siemens MELP at 200 mm), kept here torch-free
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def installedDLPVCModels():
+    """Names of the installed DL-PVC models: ``Resources/Models/dlpvc*`` folders holding a model card.
+
+    Read from the folder without importing torch (which may not be installed yet when Slicer loads
+    the module); the same rule as ``DLPVCLib.correction.installed_models``.
+    """
+    from DosimetryCore.resources import models_dir
+
+    try:
+        folder = models_dir()
+    except ValueError:
+        return []
+    return sorted(path.name for path in folder.glob("dlpvc*") if (path / "model_card.json").is_file())
+
+
+METHOD_CHOICES = [*(DL_CHOICE_PREFIX + name for name in installedDLPVCModels()), IY_CHOICE]
+"""The panel's methods: one DL-PVC entry per installed model (the paper's method first), then IY-PVC."""
+
+
+def methodAndModel(choice):
+    """``("dl", model name)`` or ``("iy", None)`` for a method choice of the panel."""
+    if choice.startswith(DL_CHOICE_PREFIX):
+        return "dl", choice[len(DL_CHOICE_PREFIX):]
+    return "iy", None
 
 
 class DLPVC(ScriptedLoadableModule):
@@ -30,11 +70,21 @@ class DLPVC(ScriptedLoadableModule):
         self.parent.dependencies = ["DeepDosimetryCore"]
         self.parent.contributors = ["DeepDosimetry developers"]
         self.parent.helpText = _(
-            "Partial-volume correction of quantitative 177Lu SPECT (Leube et al., J Nucl Med 2024). "
-            "This version computes the volume (mL), mean and maximum activity concentration (Bq/mL) and "
-            "activity (MBq) in each segment of a SPECT volume."
+            "Partial-volume correction of quantitative 177Lu SPECT in Bq/mL (Leube et al., J Nucl Med 2024).<br>"
+            "<b>IY-PVC</b>: iterative Yang correction (as PETPVC's IY) with the segments as regions; needs a "
+            "segmentation and the FWHM of the reconstructed SPECT's resolution (mm, along x, y, z; the default "
+            "18.5 mm is the Siemens MELP collimator's system resolution at 200 mm, for reconstructions without "
+            "resolution modelling). It does not keep the total activity exactly.<br>"
+            "<b>DL-PVC</b> (listed when a trained model is installed): the network corrects the whole field of "
+            "view on its training grid (e.g. 128^3 voxels of 4.8 mm, centred on the SPECT) and the result is "
+            "resampled back onto the SPECT's grid with its total activity kept; no segmentation needed.<br>"
+            "With a segmentation, a table lists per segment the volume (mL), the mean activity concentration "
+            "before and after (Bq/mL) and the activity before and after (MBq). The input nodes are never "
+            "modified; Cancel leaves nothing written."
         )
-        self.parent.acknowledgementText = _("Method: Leube et al., J Nucl Med 2024.")
+        self.parent.acknowledgementText = _(
+            "Method: Leube et al., J Nucl Med 2024. Iterative Yang as in the PETPVC toolbox (Thomas et al. 2016)."
+        )
 
 
 @parameterNodeWrapper
@@ -42,7 +92,14 @@ class DLPVCParameterNode:
     """Inputs and outputs of the DLPVC panel (bound to the .ui by SlicerParameterName)."""
 
     inputVolume: vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(METHOD_CHOICES)] = METHOD_CHOICES[0]
     segmentation: vtkMRMLSegmentationNode
+    fwhmXMm: Annotated[float, WithinRange(0.5, 100.0)] = DEFAULT_FWHM_MM
+    fwhmYMm: Annotated[float, WithinRange(0.5, 100.0)] = DEFAULT_FWHM_MM
+    fwhmZMm: Annotated[float, WithinRange(0.5, 100.0)] = DEFAULT_FWHM_MM
+    iterations: Annotated[int, WithinRange(1, 100)] = 10
+    device: Annotated[str, Choice(DEVICES)] = "auto"
+    outputVolume: vtkMRMLScalarVolumeNode
     outputTable: vtkMRMLTableNode
 
 
@@ -56,18 +113,42 @@ class DLPVCWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def missingInputs(self) -> str:
         if not self._parameterNode.inputVolume:
             return _("Select a SPECT volume.")
-        if not self._parameterNode.segmentation:
-            return _("Select a segmentation.")
+        if self._parameterNode.method == IY_CHOICE and not self._parameterNode.segmentation:
+            return _("IY-PVC needs a segmentation: select one.")
         return ""
+
+    def checkCanApply(self, caller=None, event=None):
+        super().checkCanApply(caller, event)
+        if self._parameterNode:
+            iterative = self._parameterNode.method == IY_CHOICE
+            for widget in (self.ui.fwhmXSpinBox, self.ui.fwhmYSpinBox, self.ui.fwhmZSpinBox, self.ui.iterationsSpinBox):
+                widget.enabled = iterative
+            self.ui.deviceComboBox.enabled = not iterative
 
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
-        table = self.runWithProgress(
+        method, modelName = methodAndModel(parameters.method)
+        result = self.runWithProgress(
             REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
-                parameters.inputVolume, parameters.segmentation, parameters.outputTable, progress=progress
+                parameters.inputVolume,
+                method,
+                parameters.segmentation,
+                fwhmMm=(parameters.fwhmXMm, parameters.fwhmYMm, parameters.fwhmZMm),
+                iterations=parameters.iterations,
+                modelName=modelName,
+                device=parameters.device,
+                outputVolume=parameters.outputVolume,
+                outputTable=parameters.outputTable,
+                progress=progress,
             ),
         )
+        if result is None:
+            return
+        volume, table = result
+        parameters.outputVolume = volume
+        volume.CreateDefaultDisplayNodes()
+        slicer.util.setSliceViewerLayers(background=volume, fit=True)
         if table is not None:
             parameters.outputTable = table
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
@@ -79,56 +160,101 @@ class DLPVCLogic(ScriptedLoadableModuleLogic):
 
     Usage from the Python console or ``Slicer --no-main-window --python-script``::
 
-        table = slicer.util.getModuleLogic("DLPVC").process(spectNode, segmentationNode)
+        logic = slicer.util.getModuleLogic("DLPVC")
+        corrected, table = logic.process(spectNode, "iy", segmentationNode, fwhmMm=(18.5, 18.5, 18.5))
+        corrected, table = logic.process(spectNode, "dl")  # needs an installed DL-PVC model; table is None
     """
 
     def getParameterNode(self):
         return DLPVCParameterNode(super().getParameterNode())
 
-    def process(self, inputVolume, segmentation, outputTable=None, progress=None):
-        """Write the per-segment activity of ``inputVolume`` (Bq/mL) into a table node and return it.
+    def process(
+        self,
+        inputVolume,
+        method,
+        segmentation=None,
+        fwhmMm=(DEFAULT_FWHM_MM,) * 3,
+        iterations=10,
+        modelName=None,
+        device="auto",
+        outputVolume=None,
+        outputTable=None,
+        progress=None,
+    ):
+        """Partial-volume correct ``inputVolume`` (Bq/mL) with ``method`` ``"iy"`` or ``"dl"``.
 
-        ``outputTable`` is filled when given, else a new table node is added. The input nodes are
-        never modified; on invalid input a ValueError is raised and nothing is written.
+        Returns ``(corrected volume node, table node or None)``: the corrected SPECT (Bq/mL) in
+        ``outputVolume`` (a new node when None) and, with a segmentation, the per-segment table
+        (volume, mean before/after, activity before/after) in ``outputTable`` (new when None).
+        ``modelName`` is the DL-PVC model (default ``dlpvc-r2unet``); ``fwhmMm`` (x, y, z) and
+        ``iterations`` apply to IY-PVC. The input nodes are never modified; on invalid input a
+        ValueError is raised and nothing is written. See ``DLPVCLib.logic.correct_volume``.
         """
-        from DLPVCLib.logic import segment_activity_table
+        from DLPVCLib.correction import DEFAULT_MODEL
+        from DLPVCLib.logic import correct_volume
 
-        return segment_activity_table(inputVolume, segmentation, outputTable, progress=progress)
+        return correct_volume(
+            inputVolume,
+            method,
+            segmentation,
+            fwhm_mm=fwhmMm,
+            iterations=iterations,
+            model_name=modelName or DEFAULT_MODEL,
+            device=device,
+            output_volume=outputVolume,
+            output_table=outputTable,
+            progress=progress,
+        )
 
 
 class DLPVCTest(ScriptedLoadableModuleTest):
-    """Self-test: runs the logic on a synthetic SPECT with two segments of known activity."""
+    """Self-test: IY-PVC of a blurred synthetic sphere with its segmentation."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_segment_table()
+        self.test_iterative_yang_recovers_a_sphere()
+        self.test_installed_models_are_listed_as_the_library_lists_them()
 
-    def test_segment_table(self):
+    def test_iterative_yang_recovers_a_sphere(self):
         import numpy as np
         import SimpleITK as sitk
 
+        from DLPVCLib.iterative_yang import psf_blur
         from DosimetryCore import mrml
 
-        activity = np.zeros((20, 24, 28), np.float32)
-        activity[5:10, 5:10, 5:10] = 1000.0
-        activity[12:16, 12:18, 14:20] = 250.0
-        image = sitk.GetImageFromArray(activity)
-        image.SetSpacing((4.0, 4.0, 4.0))
-        image.SetMetaData("deepdosimetry.unit", "Bq/mL")
-        spect = mrml.add_volume_node(slicer.mrmlScene, image, "SPECT")
-        labels = (activity == 1000.0).astype(np.uint16) + 2 * (activity == 250.0).astype(np.uint16)
-        labelmap = sitk.GetImageFromArray(labels)
-        labelmap.CopyInformation(image)
-        segmentation = mrml.add_segmentation_node(slicer.mrmlScene, labelmap, {1: "hot", 2: "warm"}, "Segments")
+        spacing_mm, fwhm_mm = 4.0, (12.0, 12.0, 12.0)
+        z, y, x = np.meshgrid(*(spacing_mm * (np.arange(20) - 9.5),) * 3, indexing="ij")
+        sphere = x**2 + y**2 + z**2 <= 12.0**2
+        truth = sitk.GetImageFromArray(np.where(sphere, 1000.0, 50.0).astype(np.float32))
+        truth.SetSpacing((spacing_mm,) * 3)
+        blurred = sitk.Cast(psf_blur(truth, fwhm_mm), sitk.sitkFloat32)
+        blurred.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        spect = mrml.add_volume_node(slicer.mrmlScene, blurred, "SPECT")
+        labels = sitk.GetImageFromArray(sphere.astype(np.uint16))
+        labels.CopyInformation(blurred)
+        segmentation = mrml.add_segmentation_node(slicer.mrmlScene, labels, {1: "sphere"}, "Segments")
         before = slicer.util.arrayFromVolume(spect).copy()
-        table = DLPVCLogic().process(spect, segmentation)
-        rows = mrml.rows_from_table_node(table)
-        self.assertEqual([row["segment"] for row in rows], ["hot", "warm"])
-        self.assertAlmostEqual(rows[0]["volume_ml"], 125 * 0.064, places=4)
-        self.assertAlmostEqual(rows[0]["activity_MBq"], 1000.0 * 125 * 0.064 / 1e6, places=9)
-        self.assertAlmostEqual(rows[1]["mean_Bq_per_mL"], 250.0, places=4)
+        segmentsBefore = sitk.GetArrayFromImage(mrml.labelmap_from_segmentation_node(segmentation, spect)[0])
+
+        corrected, table = DLPVCLogic().process(spect, "iy", segmentation, fwhmMm=fwhm_mm)
+
+        row = mrml.rows_from_table_node(table)[0]
+        self.assertEqual(row["segment"], "sphere")
+        self.assertLess(row["mean_before_Bq_per_mL"], 800.0)
+        self.assertAlmostEqual(row["mean_after_Bq_per_mL"] / 1000.0, 1.0, delta=0.03)
+        self.assertEqual(corrected.GetAttribute("DeepDosimetry.Unit"), "Bq/mL")
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(spect), before)
-        self.delayDisplay("DLPVC segment table test passed")
+        segmentsAfter = sitk.GetArrayFromImage(mrml.labelmap_from_segmentation_node(segmentation, spect)[0])
+        np.testing.assert_array_equal(segmentsAfter, segmentsBefore)
+        self.delayDisplay("DLPVC IY-PVC test passed")
+
+    def test_installed_models_are_listed_as_the_library_lists_them(self):
+        from DLPVCLib.correction import DEFAULT_FWHM_MM as libraryFwhm
+        from DLPVCLib.correction import installed_models
+
+        self.assertEqual(installedDLPVCModels(), installed_models())
+        self.assertEqual(DEFAULT_FWHM_MM, libraryFwhm)
+        self.delayDisplay("DLPVC model list test passed")

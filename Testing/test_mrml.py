@@ -114,7 +114,10 @@ def test_segmentation_round_trip_keeps_labels_and_names(scene, oblique_image):
     # the converter rules are registered: the 3D (closed surface) representation can be made
     assert segmentation.CreateClosedSurfaceRepresentation()
     assert segmentation.GetSegmentation().ContainsRepresentation("Closed surface")
-    # helper nodes used for the conversion do not stay in the scene
+    # helper nodes used for the conversion (labelmap, its display node and color table) do not stay
+    nodes_after_import = scene.GetNumberOfNodes()
+    mrml.labelmap_from_segmentation_node(segmentation, reference)
+    assert scene.GetNumberOfNodes() == nodes_after_import
     assert scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems() == 0
 
 

@@ -2,85 +2,160 @@
 
 Usage: python scripts/make_module_ui.py
 
-Each selector is a qMRMLNodeComboBox bound to the module's parameter node through its
-``SlicerParameterName`` property; every panel ends with Apply, Cancel, a progress bar and a status
-line, which the widget drives through DeepDosimetryCore.ProgressReporter.
+Each field widget (node selector, line edit, combo box, spin boxes) is bound to the module's
+parameter node through its ``SlicerParameterName`` property; Slicer's parameter-node GUI connectors
+fill combo boxes from the parameter's Choice and set spin-box ranges from its WithinRange. Every
+panel ends with Apply, Cancel, a progress bar and a status line, which the widget drives through
+DeepDosimetryCore.ProgressReporter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# module -> (panel help line, [(label, widget name, parameter, node class, none enabled, add enabled, tooltip)])
-PANELS = {
-    "PlanarTo3D": (
-        "Import anterior/posterior NM planar DICOM as two volumes and a counts table.",
-        [
-            ("Planar DICOM files:", "planarFilesLineEdit", "planarFiles", None, False, False,
-             "One multi-frame NM file with both views, or two single-view files (separated by ';')."),
-            ("Anterior volume:", "anteriorSelector", "anteriorVolume", "vtkMRMLScalarVolumeNode", True, True,
-             "Volume node to receive the anterior view (counts). A new one is created when empty."),
-            ("Posterior volume:", "posteriorSelector", "posteriorVolume", "vtkMRMLScalarVolumeNode", True, True,
-             "Volume node to receive the posterior view (counts, mirrored into the anterior orientation)."),
-            ("Counts table:", "countsTableSelector", "countsTable", "vtkMRMLTableNode", True, True,
-             "Table node to receive total counts, frame duration and count rate per view."),
-        ],
-    ),
-    "DLPVC": (
-        "Per-segment activity of a quantitative 177Lu SPECT volume (Bq/mL).",
-        [
-            ("SPECT volume:", "inputVolumeSelector", "inputVolume", "vtkMRMLScalarVolumeNode", False, False,
-             "Quantitative SPECT in Bq/mL. It is never modified."),
-            ("Segmentation:", "segmentationSelector", "segmentation", "vtkMRMLSegmentationNode", False, False,
-             "Segments (organs, lesions) in which activity is reported."),
-            ("Segment table:", "outputTableSelector", "outputTable", "vtkMRMLTableNode", True, True,
-             "Table node to receive volume (mL), mean and max (Bq/mL) and activity (MBq) per segment."),
-        ],
-    ),
-    "DoseRateCNN": (
-        "Mass density (g/cm3) from CT, on the grid of the activity volume, as used for dose-rate scaling.",
-        [
-            ("CT volume:", "ctVolumeSelector", "ctVolume", "vtkMRMLScalarVolumeNode", False, False,
-             "CT in Hounsfield units. It is never modified."),
-            ("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode", True, False,
-             "Optional SPECT activity (Bq/mL) whose grid the density map is resampled onto."),
-            ("Density volume:", "densityVolumeSelector", "densityVolume", "vtkMRMLScalarVolumeNode", True, True,
-             "Volume node to receive the mass density in g/cm3. A new one is created when empty."),
-        ],
-    ),
-}
+
+class Row(NamedTuple):
+    """One form row: its label, the name of its field (the label widget is ``<name>Label``), the field's
+    Qt Designer XML (a widget or a layout), and the widgets in it that take the module's MRML scene."""
+
+    label: str
+    name: str
+    field: str
+    scene_widgets: tuple[str, ...] = ()
 
 
 def _property(name: str, kind: str, value: str) -> str:
     return f'<property name="{name}"><{kind}>{value}</{kind}></property>'
 
 
-def _selector(name: str, parameter: str, node_class: str, none_enabled: bool, add_enabled: bool, tip: str) -> str:
+def _bound(widget_class: str, name: str, parameter: str, tip: str, *properties: str) -> str:
+    return (
+        f'<widget class="{widget_class}" name="{name}">'
+        + _property("toolTip", "string", escape(tip))
+        + "".join(properties)
+        + _property("SlicerParameterName", "string", parameter)
+        + "</widget>"
+    )
+
+
+def selector(
+    label: str, name: str, parameter: str, node_class: str, none_enabled: bool, add_enabled: bool, tip: str
+) -> Row:
+    """A qMRMLNodeComboBox of ``node_class`` nodes bound to a node parameter."""
     boolean = {True: "true", False: "false"}
-    return (
-        f'<widget class="qMRMLNodeComboBox" name="{name}">'
-        + _property("toolTip", "string", escape(tip))
-        + f'<property name="nodeTypes"><stringlist><string>{node_class}</string></stringlist></property>'
-        + _property("showChildNodeTypes", "bool", "false")
-        + _property("noneEnabled", "bool", boolean[none_enabled])
-        + _property("addEnabled", "bool", boolean[add_enabled])
-        + _property("removeEnabled", "bool", boolean[add_enabled])
-        + _property("renameEnabled", "bool", "true")
-        + _property("SlicerParameterName", "string", parameter)
-        + "</widget>"
+    widget = _bound(
+        "qMRMLNodeComboBox",
+        name,
+        parameter,
+        tip,
+        f'<property name="nodeTypes"><stringlist><string>{node_class}</string></stringlist></property>',
+        _property("showChildNodeTypes", "bool", "false"),
+        _property("noneEnabled", "bool", boolean[none_enabled]),
+        _property("addEnabled", "bool", boolean[add_enabled]),
+        _property("removeEnabled", "bool", boolean[add_enabled]),
+        _property("renameEnabled", "bool", "true"),
     )
+    return Row(label, name, widget, (name,))
 
 
-def _line_edit(name: str, parameter: str, tip: str) -> str:
-    return (
-        f'<widget class="QLineEdit" name="{name}">'
-        + _property("toolTip", "string", escape(tip))
-        + _property("SlicerParameterName", "string", parameter)
-        + "</widget>"
+def line_edit(label: str, name: str, parameter: str, tip: str) -> Row:
+    """A QLineEdit bound to a str parameter."""
+    return Row(label, name, _bound("QLineEdit", name, parameter, tip))
+
+
+def combo_box(label: str, name: str, parameter: str, tip: str) -> Row:
+    """A QComboBox bound to a str parameter annotated with Choice (the connector fills in the items)."""
+    return Row(label, name, _bound("QComboBox", name, parameter, tip))
+
+
+def spin_box(label: str, name: str, parameter: str, tip: str) -> Row:
+    """A QSpinBox bound to an int parameter (its range comes from the parameter's WithinRange)."""
+    return Row(label, name, _bound("QSpinBox", name, parameter, tip))
+
+
+def double_spin_boxes(
+    label: str, name: str, boxes: Sequence[tuple[str, str]], tip: str, suffix: str, decimals: int, step: float
+) -> Row:
+    """QDoubleSpinBoxes side by side in the layout ``<name>Layout``, each ``(widget name, float parameter)``
+    (range from the parameter's WithinRange)."""
+    items = "".join(
+        "<item>"
+        + _bound(
+            "QDoubleSpinBox",
+            box,
+            parameter,
+            tip,
+            _property("suffix", "string", escape(suffix)),
+            _property("decimals", "number", str(decimals)),
+            _property("singleStep", "double", f"{step:g}"),
+        )
+        + "</item>"
+        for box, parameter in boxes
     )
+    return Row(label, name, f'<layout class="QHBoxLayout" name="{name}Layout">{items}</layout>')
+
+
+# module -> (panel help line, [form rows])
+PANELS = {
+    "PlanarTo3D": (
+        "Import anterior/posterior NM planar DICOM as two volumes and a counts table.",
+        [
+            line_edit("Planar DICOM files:", "planarFilesLineEdit", "planarFiles",
+                      "One multi-frame NM file with both views, or two single-view files (separated by ';')."),
+            selector("Anterior volume:", "anteriorSelector", "anteriorVolume", "vtkMRMLScalarVolumeNode", True, True,
+                     "Volume node to receive the anterior view (counts). A new one is created when empty."),
+            selector("Posterior volume:", "posteriorSelector", "posteriorVolume", "vtkMRMLScalarVolumeNode", True,
+                     True,
+                     "Volume node to receive the posterior view (counts, mirrored into the anterior orientation)."),
+            selector("Counts table:", "countsTableSelector", "countsTable", "vtkMRMLTableNode", True, True,
+                     "Table node to receive total counts, frame duration and count rate per view."),
+        ],
+    ),
+    "DLPVC": (
+        "Partial-volume correction of quantitative 177Lu SPECT (Bq/mL): IY-PVC (iterative Yang, needs a "
+        "segmentation and the PSF FWHM) or DL-PVC (a trained network, offered when one is installed).",
+        [
+            selector("SPECT volume:", "inputVolumeSelector", "inputVolume", "vtkMRMLScalarVolumeNode", False, False,
+                     "Quantitative SPECT in Bq/mL. It is never modified."),
+            combo_box("Method:", "methodComboBox", "method",
+                      "IY-PVC: iterative Yang with the segments as regions. DL-PVC: the installed network, applied to "
+                      "the whole field of view; it keeps the total activity."),
+            selector("Segmentation:", "segmentationSelector", "segmentation", "vtkMRMLSegmentationNode", True, False,
+                     "Segments (organs, lesions): the IY-PVC regions (required) and the rows of the table "
+                     "(optional for DL-PVC). It is never modified."),
+            double_spin_boxes("PSF FWHM (x, y, z):", "fwhm",
+                              [("fwhmXSpinBox", "fwhmXMm"), ("fwhmYSpinBox", "fwhmYMm"), ("fwhmZSpinBox", "fwhmZMm")],
+                              "IY-PVC: full width at half maximum (mm) of the reconstructed SPECT's resolution along "
+                              "the volume's x, y, z axes. Default: Siemens MELP collimator at 200 mm.",
+                              " mm", 1, 0.5),
+            spin_box("Iterations:", "iterationsSpinBox", "iterations",
+                     "IY-PVC: number of iterations (10 in Leube et al.)."),
+            combo_box("Device:", "deviceComboBox", "device",
+                      "DL-PVC: where the network runs; auto uses CUDA when available."),
+            selector("Corrected volume:", "outputVolumeSelector", "outputVolume", "vtkMRMLScalarVolumeNode", True,
+                     True, "Volume node to receive the corrected SPECT (Bq/mL). A new one is created when empty."),
+            selector("Segment table:", "outputTableSelector", "outputTable", "vtkMRMLTableNode", True, True,
+                     "Table node to receive, per segment, volume (mL), mean activity concentration before and after "
+                     "(Bq/mL) and activity before and after (MBq). A new one is created when empty."),
+        ],
+    ),
+    "DoseRateCNN": (
+        "Mass density (g/cm3) from CT, on the grid of the activity volume, as used for dose-rate scaling.",
+        [
+            selector("CT volume:", "ctVolumeSelector", "ctVolume", "vtkMRMLScalarVolumeNode", False, False,
+                     "CT in Hounsfield units. It is never modified."),
+            selector("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode", True,
+                     False, "Optional SPECT activity (Bq/mL) whose grid the density map is resampled onto."),
+            selector("Density volume:", "densityVolumeSelector", "densityVolume", "vtkMRMLScalarVolumeNode", True,
+                     True, "Volume node to receive the mass density in g/cm3. A new one is created when empty."),
+        ],
+    ),
+}
 
 
 def module_ui(module: str) -> str:
@@ -91,22 +166,17 @@ def module_ui(module: str) -> str:
         f'{_property("text", "string", escape(help_line))}{_property("wordWrap", "bool", "true")}</widget></item>'
     ]
     connections = []
-    for row, (label, name, parameter, node_class, none_enabled, add_enabled, tip) in enumerate(rows, start=1):
+    for index, row in enumerate(rows, start=1):
         items.append(
-            f'<item row="{row}" column="0"><widget class="QLabel" name="{name}Label">'
-            f'{_property("text", "string", escape(label))}</widget></item>'
+            f'<item row="{index}" column="0"><widget class="QLabel" name="{row.name}Label">'
+            f'{_property("text", "string", escape(row.label))}</widget></item>'
         )
-        widget = (
-            _line_edit(name, parameter, tip)
-            if node_class is None
-            else _selector(name, parameter, node_class, none_enabled, add_enabled, tip)
-        )
-        items.append(f'<item row="{row}" column="1">{widget}</item>')
-        if node_class is not None:
-            connections.append(
-                f"<connection><sender>{module}</sender><signal>mrmlSceneChanged(vtkMRMLScene*)</signal>"
-                f"<receiver>{name}</receiver><slot>setMRMLScene(vtkMRMLScene*)</slot></connection>"
-            )
+        items.append(f'<item row="{index}" column="1">{row.field}</item>')
+        connections += [
+            f"<connection><sender>{module}</sender><signal>mrmlSceneChanged(vtkMRMLScene*)</signal>"
+            f"<receiver>{name}</receiver><slot>setMRMLScene(vtkMRMLScene*)</slot></connection>"
+            for name in row.scene_widgets
+        ]
     buttons = (
         '<item><layout class="QHBoxLayout" name="buttonLayout">'
         '<item><widget class="QPushButton" name="applyButton">'

@@ -1,4 +1,4 @@
-"""Node-level logic of the DLPVC module: MRML nodes in, new nodes out, inputs never changed.
+"""Node-level logic of the DLPVC module: MRML nodes in, new or chosen output nodes out, inputs never changed.
 
 No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`, so the same
 functions run in the Slicer application, in Slicer batch mode and in plain Python with
@@ -7,77 +7,135 @@ functions run in the Slicer application, in Slicer batch mode and in plain Pytho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore import metrics, mrml
-from DosimetryCore.progress import ProgressCallback, no_progress
-from DosimetryCore.volume import voxel_volume_ml
+from DLPVCLib.correction import (
+    DEFAULT_FWHM_MM,
+    DEFAULT_MODEL,
+    TABLE_UNITS,
+    check_activity_image,
+    correct_dl,
+    correct_iy,
+    load_dlpvc_model,
+    segment_rows,
+)
+from DosimetryCore import mrml
+from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
 
-ACTIVITY_UNIT = "Bq/mL"
-
-TABLE_UNITS = {
-    "volume_ml": "mL",
-    "mean_Bq_per_mL": "Bq/mL",
-    "max_Bq_per_mL": "Bq/mL",
-    "activity_MBq": "MBq",
-}
+METHODS = {"iy": "IY-PVC", "dl": "DL-PVC"}
+"""Method key -> name used in node names and messages."""
 
 
 def spect_image(spect_node) -> sitk.Image:
-    """The SPECT volume as an image, checked to be a finite, non-negative activity map in Bq/mL."""
+    """The SPECT volume as an image, checked to be a 3D, finite, non-negative activity map in Bq/mL."""
     image = mrml.image_from_volume_node(spect_node)
-    unit = image.GetMetaData("deepdosimetry.unit") if image.HasMetaDataKey("deepdosimetry.unit") else None
-    if unit not in (None, ACTIVITY_UNIT):
-        raise ValueError(f"SPECT volume {spect_node.GetName()!r}: unit is {unit}, expected {ACTIVITY_UNIT}")
-    values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"SPECT volume {spect_node.GetName()!r}: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"SPECT volume {spect_node.GetName()!r}: contains negative activity ({values.min():g} Bq/mL)")
-    if not values.any():
-        raise ValueError(f"SPECT volume {spect_node.GetName()!r}: is zero everywhere")
+    check_activity_image(image, f"SPECT volume {spect_node.GetName()!r}")
     return image
 
 
-def segment_activity_rows(image: sitk.Image, labelmap: sitk.Image, names: dict[int, str]) -> list[dict[str, object]]:
-    """Per-segment rows: segment, volume (mL), mean and max (Bq/mL), activity (MBq)."""
-    statistics = metrics.segment_statistics(
-        sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(labelmap), names, voxel_volume_ml(image)
-    )
-    return [
-        {
-            "segment": row["segment"],
-            "volume_ml": row["volume_ml"],
-            "mean_Bq_per_mL": row["mean"],
-            "max_Bq_per_mL": row["max"],
-            "activity_MBq": row["sum_times_volume"] / 1e6,
-        }
-        for row in statistics
-    ]
+def segment_labelmap(segmentation_node, spect_node) -> tuple[sitk.Image, dict[int, str]]:
+    """Rasterise every segment onto the SPECT grid: ``(labelmap, {label: segment name})``.
 
-
-def segment_activity_table(spect_node, segmentation_node, table_node=None, progress: ProgressCallback | None = None):
-    """Write the activity in each segment of ``segmentation_node`` into a table node.
-
-    Segments are rasterised on the SPECT grid. ``table_node`` is filled when given, else a new
-    one named after the SPECT volume is added. Returns the table node. Nothing is written when
-    an input is invalid.
+    A segmentation on another grid is resampled by Slicer's export; a segment left without a voxel
+    of the SPECT grid (outside its field of view, or smaller than a voxel) is an error.
     """
-    progress = progress or no_progress
-    progress(0.0, "Reading SPECT volume")
-    image = spect_image(spect_node)
-    if segmentation_node is None:
-        raise ValueError("segmentation: a segmentation node is required for the segment table")
-    progress(0.3, "Rasterising segments")
     labelmap, names = mrml.labelmap_from_segmentation_node(segmentation_node, spect_node)
-    progress(0.6, "Computing segment statistics")
-    rows = segment_activity_rows(image, labelmap, names)
-    if table_node is None:
-        table_node = mrml.add_table_node(
-            spect_node.GetScene(), rows, f"{spect_node.GetName()} segment activity", units=TABLE_UNITS
+    present = set(np.unique(sitk.GetArrayViewFromImage(labelmap)).tolist())
+    empty = [repr(name) for label, name in names.items() if label not in present]
+    if empty:
+        raise ValueError(
+            f"segmentation {segmentation_node.GetName()!r}: segment(s) {', '.join(empty)} have no voxel on the grid "
+            f"of SPECT volume {spect_node.GetName()!r} (outside its field of view, or smaller than a voxel)"
         )
+    return labelmap, names
+
+
+def correct_volume(
+    spect_node,
+    method: str,
+    segmentation_node=None,
+    *,
+    fwhm_mm: Sequence[float] = (DEFAULT_FWHM_MM,) * 3,
+    iterations: int = 10,
+    model_name: str = DEFAULT_MODEL,
+    models_folder: str | Path | None = None,
+    device: str | None = None,
+    output_volume=None,
+    output_table=None,
+    progress: ProgressCallback | None = None,
+):
+    """Partial-volume correct a SPECT volume node and write the result (and a per-segment table).
+
+    Args:
+        spect_node: scalar volume node, activity concentration in Bq/mL. Never modified.
+        method: ``"iy"`` (iterative Yang PVC, needs ``segmentation_node``) or ``"dl"`` (DL-PVC).
+        segmentation_node: segments rasterised onto the SPECT grid: the IY-PVC regions and the
+            rows of the table. Optional for DL-PVC (no table without it). Never modified.
+        fwhm_mm: IY-PVC PSF FWHM (mm) along the SPECT's x, y, z axes.
+        iterations: IY-PVC iterations (>= 1).
+        model_name: DL-PVC model under ``models_folder`` (default ``Resources/Models``).
+        device: DL-PVC torch device (``None``/``"auto"``: CUDA when available).
+        output_volume: scalar volume node to fill with the corrected SPECT (Bq/mL); a new one is
+            added when None.
+        output_table: table node to fill with volume (mL), mean before/after (Bq/mL) and activity
+            before/after (MBq) per segment; a new one is added when None. Only with a segmentation.
+        progress: ``progress(fraction, message)``; raising :class:`DosimetryCore.progress.Cancelled`
+            from it cancels, and nothing is written.
+
+    Returns:
+        ``(volume node, table node or None)``.
+
+    Raises:
+        ValueError: on invalid input (the message names it); nothing is written.
+    """
+    report = progress or no_progress
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    _check_outputs(spect_node, output_volume, output_table)
+    if method == "iy" and segmentation_node is None:
+        raise ValueError("segmentation: IY-PVC needs a segmentation (the regions whose activity it restores)")
+    report(0.0, "Reading the SPECT volume")
+    image = spect_image(spect_node)
+    labelmap, names = segment_labelmap(segmentation_node, spect_node) if segmentation_node else (None, None)
+    if method == "iy":
+        corrected = correct_iy(image, labelmap, names, fwhm_mm, iterations, sub_progress(report, 0.1, 0.9))
     else:
-        mrml.update_table_node(table_node, rows, units=TABLE_UNITS)
-    progress(1.0, "Done")
-    return table_node
+        report(0.05, f"Loading DL-PVC model {model_name}")
+        model = load_dlpvc_model(model_name, models_folder, device)
+        corrected = correct_dl(image, model, progress=sub_progress(report, 0.1, 0.9))
+    rows = segment_rows(image, corrected, labelmap, names) if labelmap is not None else None
+    report(1.0, "Writing the results")
+    volume = _write_volume(spect_node, corrected, METHODS[method], output_volume)
+    return volume, _write_table(spect_node, rows, output_table)
+
+
+def _check_outputs(spect_node, output_volume, output_table) -> None:
+    """Refuse output nodes that cannot take the results, before anything is computed or written."""
+    if output_volume is not None and (
+        not output_volume.IsA("vtkMRMLScalarVolumeNode") or output_volume.IsA("vtkMRMLLabelMapVolumeNode")
+    ):
+        raise ValueError(f"output volume: expected a scalar volume node, got {output_volume.GetClassName()}")
+    if output_volume is not None and output_volume is spect_node:
+        raise ValueError("output volume: is the SPECT volume itself; inputs are never modified, choose another node")
+    if output_table is not None and not output_table.IsA("vtkMRMLTableNode"):
+        raise ValueError(f"output table: expected a table node, got {output_table.GetClassName()}")
+
+
+def _write_volume(spect_node, image: sitk.Image, method_name: str, output_volume):
+    if output_volume is None:
+        return mrml.add_volume_node(spect_node.GetScene(), image, f"{spect_node.GetName()} {method_name}")
+    mrml.update_volume_node_from_image(output_volume, image)
+    return output_volume
+
+
+def _write_table(spect_node, rows: list[dict[str, object]] | None, output_table):
+    if rows is None:
+        return None
+    if output_table is None:
+        return mrml.add_table_node(spect_node.GetScene(), rows, f"{spect_node.GetName()} PVC segments", TABLE_UNITS)
+    mrml.update_table_node(output_table, rows, TABLE_UNITS)
+    return output_table

@@ -177,6 +177,20 @@ def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:
     return array
 
 
+def _remove_with_display_and_colors(scene: slicer.vtkMRMLScene, labelmap_node: slicer.vtkMRMLVolumeNode) -> None:
+    """Remove a temporary labelmap node with the display and color-table nodes made for it.
+
+    Shared color tables (singletons such as Slicer's default "Labels") are left in place.
+    """
+    display = labelmap_node.GetDisplayNode()
+    colors = display.GetColorNode() if display is not None else None
+    if colors is not None and colors.GetSingletonTag():
+        colors = None
+    for node in (colors, display, labelmap_node):
+        if node is not None and node.GetScene() is scene:
+            scene.RemoveNode(node)
+
+
 def labelmap_from_segmentation_node(
     segmentation_node: slicer.vtkMRMLSegmentationNode,
     reference_node: slicer.vtkMRMLScalarVolumeNode,
@@ -210,7 +224,7 @@ def labelmap_from_segmentation_node(
             raise ValueError(f"segmentation node {segmentation_node.GetName()!r}: export to labelmap failed")
         labelmap = image_from_volume_node(labelmap_node)
     finally:
-        scene.RemoveNode(labelmap_node)
+        _remove_with_display_and_colors(scene, labelmap_node)
     labelmap = sitk.Cast(labelmap, sitk.sitkUInt16)
     names = {index + 1: segmentation.GetSegment(segment_id).GetName() for index, segment_id in enumerate(ids)}
     return labelmap, names
@@ -247,7 +261,7 @@ def add_segmentation_node(
         if not imported:
             raise ValueError(f"labelmap: import into segmentation {name!r} failed")
     finally:
-        scene.RemoveNode(labelmap_node)
+        _remove_with_display_and_colors(scene, labelmap_node)
     segmentation = segmentation_node.GetSegmentation()
     for index in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(index)
