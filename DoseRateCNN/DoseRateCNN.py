@@ -1,14 +1,16 @@
 """DoseRateCNN Slicer module: absorbed dose rate from 177Lu SPECT activity and CT.
 
-This version computes the CT-derived mass density map (g/cm3) on the activity grid, the density
-used to scale voxel-dose-kernel dose rates; the dose-rate methods arrive with later versions and
-are not offered before they exist.
+This version computes the dose rate with DosimetryCore's methods: voxel dose kernels with density
+scaling (the baseline of Li et al.), local energy deposition and Monte Carlo, with a per-segment
+table. The residual CNN correction arrives with a later version and is not offered before it exists.
 """
 
+from typing import Annotated
+
 import slicer
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -18,7 +20,17 @@ from slicer.ScriptedLoadableModule import (
 
 from DeepDosimetryCore import DeepDosimetryWidgetMixin
 
-REQUIRED_PACKAGES = {"numpy": "numpy", "SimpleITK": "SimpleITK", "torch": "torch", "xraydb": "xraydb"}
+REQUIRED_PACKAGES = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "SimpleITK": "SimpleITK",
+    "torch": "torch",
+    "xraydb": "xraydb",
+    "icrp107_database": "icrp107-database",
+}
+
+METHODS = ["vdk", "led", "mc"]  # DoseRateCNNLib.logic.METHODS, kept here torch-free
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 class DoseRateCNN(ScriptedLoadableModule):
@@ -31,8 +43,10 @@ class DoseRateCNN(ScriptedLoadableModule):
         self.parent.dependencies = ["DeepDosimetryCore"]
         self.parent.contributors = ["DeepDosimetry developers"]
         self.parent.helpText = _(
-            "Voxel dosimetry with a deep residual network (Li et al.). This version computes the mass density "
-            "(g/cm3) from CT with the bilinear calibration of Li et al. (eq. 1), resampled onto the activity grid."
+            "Voxel dosimetry of 177Lu (Li et al.). This version computes the absorbed dose rate (Gy/h) from a "
+            "SPECT activity volume (Bq/mL) and a CT: voxel S-value kernels of the activity voxel size with density "
+            "scaling (vdk), local deposition of the electron energy (led), or the project's Monte Carlo (mc). "
+            "With a segmentation, a table gives each segment's mean, maximum and D2/D50/D98 % dose rates."
         )
         self.parent.acknowledgementText = _("Method: Li, Fessler, Mikell, Wilderman, Dewaraja.")
 
@@ -41,9 +55,13 @@ class DoseRateCNN(ScriptedLoadableModule):
 class DoseRateCNNParameterNode:
     """Inputs and outputs of the DoseRateCNN panel (bound to the .ui by SlicerParameterName)."""
 
-    ctVolume: vtkMRMLScalarVolumeNode
     activityVolume: vtkMRMLScalarVolumeNode
-    densityVolume: vtkMRMLScalarVolumeNode
+    ctVolume: vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(METHODS)] = "vdk"
+    segmentation: vtkMRMLSegmentationNode
+    device: Annotated[str, Choice(DEVICES)] = "auto"
+    outputVolume: vtkMRMLScalarVolumeNode
+    outputTable: vtkMRMLTableNode
 
 
 class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
@@ -51,22 +69,35 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupPanel("DoseRateCNN", DoseRateCNNLogic(), defaultInputParameter="ctVolume")
+        self.setupPanel("DoseRateCNN", DoseRateCNNLogic(), defaultInputParameter="activityVolume")
 
     def missingInputs(self) -> str:
-        return "" if self._parameterNode.ctVolume else _("Select a CT volume.")
+        if not self._parameterNode.activityVolume:
+            return _("Select the activity volume.")
+        if not self._parameterNode.ctVolume:
+            return _("Select the CT volume.")
+        return ""
 
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
-        density = self.runWithProgress(
+        outputs = self.runWithProgress(
             REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
-                parameters.ctVolume, parameters.activityVolume, parameters.densityVolume, progress=progress
+                parameters.activityVolume,
+                parameters.ctVolume,
+                parameters.method,
+                parameters.segmentation,
+                device=parameters.device,
+                outputVolume=parameters.outputVolume,
+                outputTable=parameters.outputTable,
+                progress=progress,
             ),
         )
-        if density is not None:
-            parameters.densityVolume = density
-            slicer.util.setSliceViewerLayers(background=density, fit=True)
+        if outputs is not None:
+            parameters.outputVolume, table = outputs
+            if table is not None:
+                parameters.outputTable = table
+            slicer.util.setSliceViewerLayers(foreground=parameters.outputVolume, foregroundOpacity=0.5)
 
 
 class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
@@ -74,48 +105,78 @@ class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
 
     Usage from the Python console or ``Slicer --no-main-window --python-script``::
 
-        density = slicer.util.getModuleLogic("DoseRateCNN").process(ctNode, activityNode)
+        doseRate, table = slicer.util.getModuleLogic("DoseRateCNN").process(spectNode, ctNode, "vdk", segNode)
     """
 
     def getParameterNode(self):
         return DoseRateCNNParameterNode(super().getParameterNode())
 
-    def process(self, ctVolume, activityVolume=None, densityVolume=None, progress=None):
-        """Write the mass density (g/cm3) of ``ctVolume`` into a volume node and return it.
+    def process(
+        self,
+        activityVolume,
+        ctVolume,
+        method="vdk",
+        segmentation=None,
+        device="auto",
+        outputVolume=None,
+        outputTable=None,
+        progress=None,
+    ):
+        """Write the dose rate (Gy/h) of ``activityVolume`` into a volume node (and a segment table).
 
-        On ``activityVolume``'s grid when given. ``densityVolume`` is filled when given, else a
-        new node is added. Inputs are never modified; invalid input raises a ValueError.
+        Returns ``(doseRateVolume, table or None)``. Inputs are never modified; invalid input raises
+        a ValueError and nothing is written.
         """
-        from DoseRateCNNLib.logic import density_map
+        from DoseRateCNNLib.logic import dose_rate_map
 
-        return density_map(ctVolume, activityVolume, densityVolume, progress=progress)
+        return dose_rate_map(
+            activityVolume,
+            ctVolume,
+            method,
+            segmentation,
+            device=None if device == "auto" else device,
+            output_volume=outputVolume,
+            output_table=outputTable,
+            progress=progress,
+        )
 
 
 class DoseRateCNNTest(ScriptedLoadableModuleTest):
-    """Self-test: density of a water/bone/air CT against the published calibration."""
+    """Self-test: VDK and LED dose rates of a uniform source in water against the local-deposition value."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_density_map()
+        self.test_dose_rate()
 
-    def test_density_map(self):
+    def test_dose_rate(self):
         import numpy as np
         import SimpleITK as sitk
 
-        from DosimetryCore import mrml, tissue
+        from DosimetryCore import mrml
+        from DosimetryCore.constants import J_PER_MEV, SECONDS_PER_HOUR
+        from DosimetryCore.nuclides import load_nuclide
 
-        hu = np.zeros((8, 10, 12), np.float32)
-        hu[:, :, :4] = -1000.0
-        hu[:, :, 8:] = 1000.0
-        image = sitk.GetImageFromArray(hu)
-        image.SetSpacing((2.0, 2.0, 3.0))
-        ct = mrml.add_volume_node(slicer.mrmlScene, image, "CT")
-        density = slicer.util.arrayFromVolume(DoseRateCNNLogic().process(ct))
-        self.assertAlmostEqual(float(density[0, 0, 6]), 1.02351, places=5)
-        self.assertAlmostEqual(float(density[0, 0, 10]), 0.00069 * 1000 + 1.03107, places=5)
-        self.assertAlmostEqual(float(density[0, 0, 0]), tissue.AIR_DENSITY_G_PER_CM3, places=7)
-        np.testing.assert_array_equal(slicer.util.arrayFromVolume(ct), hu)
-        self.delayDisplay("DoseRateCNN density test passed")
+        activity = np.zeros((24, 24, 24), np.float32)
+        activity[8:16, 8:16, 8:16] = 1e6
+        image = sitk.GetImageFromArray(activity)
+        image.SetSpacing((4.8, 4.8, 4.8))
+        image.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        spect = mrml.add_volume_node(slicer.mrmlScene, image, "SPECT")
+        ct = mrml.add_volume_node(slicer.mrmlScene, sitk.Image(image) * 0, "CT")
+        labels = sitk.Cast(image > 0, sitk.sitkUInt8)
+        segmentation = mrml.add_segmentation_node(slicer.mrmlScene, labels, {1: "source"}, "Segments")
+        before = slicer.util.arrayFromVolume(spect).copy()
+        lutetium = load_nuclide("Lu-177")
+        electron_MeV = lutetium.mean_energy_per_decay_MeV("beta") + lutetium.mean_energy_per_decay_MeV("electron")
+        led_expected = 1e6 * electron_MeV * J_PER_MEV * SECONDS_PER_HOUR / (1.02351e-3)  # Gy/h in water, 1 mL
+        led, _ = DoseRateCNNLogic().process(spect, ct, "led")
+        self.assertAlmostEqual(float(slicer.util.arrayFromVolume(led)[12, 12, 12]) / led_expected, 1.0, places=3)
+        vdk, table = DoseRateCNNLogic().process(spect, ct, "vdk", segmentation)
+        centre = float(slicer.util.arrayFromVolume(vdk)[12, 12, 12])
+        self.assertGreater(centre, 0.9 * led_expected)
+        self.assertEqual(table.GetCellText(0, 0), "source")
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(spect), before)
+        self.delayDisplay("DoseRateCNN dose-rate test passed")

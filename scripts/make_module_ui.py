@@ -145,14 +145,24 @@ PANELS = {
         ],
     ),
     "DoseRateCNN": (
-        "Mass density (g/cm3) from CT, on the grid of the activity volume, as used for dose-rate scaling.",
+        "Absorbed dose rate (Gy/h) of 177Lu from SPECT activity (Bq/mL) and CT: voxel dose kernels with density "
+        "scaling (VDK), local energy deposition (LED) or Monte Carlo (MC).",
         [
+            selector("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode", False,
+                     False, "Quantitative SPECT activity concentration (Bq/mL). It is never modified."),
             selector("CT volume:", "ctVolumeSelector", "ctVolume", "vtkMRMLScalarVolumeNode", False, False,
-                     "CT in Hounsfield units. It is never modified."),
-            selector("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode", True,
-                     False, "Optional SPECT activity (Bq/mL) whose grid the density map is resampled onto."),
-            selector("Density volume:", "densityVolumeSelector", "densityVolume", "vtkMRMLScalarVolumeNode", True,
-                     True, "Volume node to receive the mass density in g/cm3. A new one is created when empty."),
+                     "CT in Hounsfield units, resampled onto the activity grid. It is never modified."),
+            combo_box("Method:", "methodComboBox", "method",
+                      "vdk: 177Lu voxel S-value kernel of the activity voxel size, times 1.04 g/cm3 over the CT "
+                      "density (Li et al.). led: electron energy deposited in the decay voxel. mc: Monte Carlo."),
+            selector("Segmentation:", "segmentationSelector", "segmentation", "vtkMRMLSegmentationNode", True, False,
+                     "Optional segments for the table of mean, max and D2/D50/D98 % dose rates."),
+            combo_box("Device:", "deviceComboBox", "device",
+                      "Where the computation runs; auto uses CUDA when available."),
+            selector("Dose-rate volume:", "outputVolumeSelector", "outputVolume", "vtkMRMLScalarVolumeNode", True,
+                     True, "Volume node to receive the dose rate in Gy/h. A new one is created when empty."),
+            selector("Dose-rate table:", "outputTableSelector", "outputTable", "vtkMRMLTableNode", True, True,
+                     "Table node to receive the per-segment dose rates. A new one is created when empty."),
         ],
     ),
 }

@@ -1,6 +1,8 @@
 """Node-level logic of the DoseRateCNN module: MRML nodes in, nodes out, inputs never changed.
 
-No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`.
+No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`. The dose-rate
+methods are DosimetryCore's (:mod:`DosimetryCore.dose`): voxel dose kernels with density scaling
+(the baseline of seed 002), local energy deposition and Monte Carlo.
 """
 
 from __future__ import annotations
@@ -8,20 +10,49 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore import mrml, tissue
-from DosimetryCore.progress import ProgressCallback, no_progress
-from DosimetryCore.volume import image_from_array, resample_to, set_unit
+from DosimetryCore import dose, mrml
+from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.volume import UNIT_KEY, resample_to, unit_of
 
 AIR_HU = -1000.0
-"""CT number given to the density grid outside the CT's field of view."""
+"""CT number given to activity-grid voxels outside the CT's field of view."""
+
+METHODS = ("vdk", "led", "mc")
+"""Dose-rate methods offered: voxel dose kernel + density scaling, local deposition, Monte Carlo."""
+
+DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
+
+TABLE_UNITS = {
+    "volume_ml": "mL",
+    "mean_Gy_per_h": "Gy/h",
+    "max_Gy_per_h": "Gy/h",
+    **{f"D{x:g}%_Gy_per_h": "Gy/h" for x in DOSE_VOLUME_PERCENTS},
+}
+
+
+def activity_image(activity_node) -> sitk.Image:
+    """The activity volume as a float32 image, checked to hold finite, non-negative Bq/mL."""
+    image = mrml.image_from_volume_node(activity_node)
+    name = activity_node.GetName()
+    if unit_of(image) not in (None, "Bq/mL"):
+        raise ValueError(f"activity volume {name!r}: unit is {unit_of(image)}, expected Bq/mL")
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    values = sitk.GetArrayViewFromImage(image)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"activity volume {name!r}: contains NaN or infinite values")
+    if values.min() < 0:
+        raise ValueError(f"activity volume {name!r}: contains negative activity ({values.min():g} Bq/mL)")
+    if not values.any():
+        raise ValueError(f"activity volume {name!r}: is zero everywhere")
+    image.SetMetaData(UNIT_KEY, "Bq/mL")
+    return image
 
 
 def ct_image(ct_node) -> sitk.Image:
     """The CT volume as a float32 image, checked to hold finite CT numbers (HU)."""
     image = mrml.image_from_volume_node(ct_node)
-    unit = image.GetMetaData("deepdosimetry.unit") if image.HasMetaDataKey("deepdosimetry.unit") else None
-    if unit not in (None, "HU"):
-        raise ValueError(f"CT volume {ct_node.GetName()!r}: unit is {unit}, expected HU")
+    if unit_of(image) not in (None, "HU"):
+        raise ValueError(f"CT volume {ct_node.GetName()!r}: unit is {unit_of(image)}, expected HU")
     values = sitk.GetArrayViewFromImage(image)
     if not np.all(np.isfinite(values)):
         raise ValueError(f"CT volume {ct_node.GetName()!r}: contains NaN or infinite values")
@@ -29,37 +60,75 @@ def ct_image(ct_node) -> sitk.Image:
         raise ValueError(
             f"CT volume {ct_node.GetName()!r}: values {values.min():g}..{values.max():g} are not CT numbers in HU"
         )
-    return sitk.Cast(image, sitk.sitkFloat32)
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    image.SetMetaData(UNIT_KEY, "HU")
+    return image
 
 
-def density_image(ct: sitk.Image, reference: sitk.Image | None = None) -> sitk.Image:
-    """Mass density (g/cm^3) from a CT (HU), optionally on the grid of ``reference``.
+def ct_on_activity_grid(ct: sitk.Image, activity: sitk.Image) -> sitk.Image:
+    """The CT resampled linearly onto the activity grid, air (-1000 HU) outside the CT."""
+    return resample_to(ct, activity, "linear", default_value=AIR_HU)
 
-    The CT is resampled linearly onto the reference grid (air outside the CT) before the
-    HU -> density calibration of :func:`DosimetryCore.tissue.density_g_per_cm3_from_hu`.
+
+def dose_rate_rows(dose_rate: sitk.Image, labelmap: sitk.Image, names: dict[int, str]) -> list[dict[str, object]]:
+    """Per-segment rows: segment, volume (mL), mean, max and D2/D50/D98 % dose rates (Gy/h)."""
+    rows = dose.segment_table(dose_rate, labelmap, names, DOSE_VOLUME_PERCENTS)
+    return [
+        {
+            "segment": row["segment"],
+            "volume_ml": row["volume_ml"],
+            "mean_Gy_per_h": row["mean"],
+            "max_Gy_per_h": row["max"],
+            **{f"D{x:g}%_Gy_per_h": row[f"D{x:g}%"] for x in DOSE_VOLUME_PERCENTS},
+        }
+        for row in rows
+    ]
+
+
+def dose_rate_map(
+    activity_node,
+    ct_node,
+    method: str = "vdk",
+    segmentation_node=None,
+    *,
+    device: str | None = None,
+    output_volume=None,
+    output_table=None,
+    progress: ProgressCallback | None = None,
+):
+    """Write the absorbed dose rate (Gy/h) of ``activity_node`` into a volume node (and a table).
+
+    The CT is resampled onto the activity grid. ``method`` is ``"vdk"`` (177Lu voxel dose kernel of
+    the activity voxel size, times 1.04 g/cm^3 over the CT density; seed 002), ``"led"`` (local
+    deposition of the electron energy) or ``"mc"`` (the project's Monte Carlo). With a segmentation,
+    a table gives each segment's volume, mean, max and D2/D50/D98 % dose rates. Given output nodes
+    are filled, missing ones added. Returns ``(dose-rate node, table node or None)``. Inputs are
+    never modified; on invalid input nothing is written.
     """
-    if reference is not None:
-        ct = resample_to(ct, reference, "linear", default_value=AIR_HU)
-    density = tissue.density_g_per_cm3_from_hu(sitk.GetArrayFromImage(ct)).astype(np.float32)
-    return set_unit(image_from_array(density, ct), "g/cm3", "mass density")
-
-
-def density_map(ct_node, activity_node=None, density_node=None, progress: ProgressCallback | None = None):
-    """Write the CT-derived mass density (g/cm^3) into a volume node and return it.
-
-    On the activity volume's grid when ``activity_node`` is given, else on the CT grid.
-    ``density_node`` is filled when given, else a new node is added. Inputs are never modified.
-    """
-    progress = progress or no_progress
-    progress(0.0, "Reading CT")
-    ct = ct_image(ct_node)
-    reference = mrml.image_from_volume_node(activity_node) if activity_node is not None else None
-    progress(0.4, "Converting HU to density")
-    density = density_image(ct, reference)
-    progress(0.8, "Writing density volume")
-    if density_node is None:
-        density_node = mrml.add_volume_node(ct_node.GetScene(), density, f"{ct_node.GetName()} density")
+    report = progress or no_progress
+    if method not in METHODS:
+        raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    for node, name in ((output_volume, "output volume"), (output_table, "output table")):
+        if node is not None and node in (activity_node, ct_node):
+            raise ValueError(f"{name}: must not be an input node")
+    report(0.0, "Reading activity and CT")
+    activity = activity_image(activity_node)
+    ct = ct_on_activity_grid(ct_image(ct_node), activity)
+    labelmap, names = (None, None)
+    if segmentation_node is not None:
+        labelmap, names = mrml.labelmap_from_segmentation_node(segmentation_node, activity_node)
+    result = dose.compute_dose_rate(activity, ct, method, device=device, progress=sub_progress(report, 0.05, 0.9))
+    rows = dose_rate_rows(result.image, labelmap, names) if labelmap is not None else None
+    report(0.95, "Writing dose-rate volume")
+    scene = activity_node.GetScene()
+    if output_volume is None:
+        output_volume = mrml.add_volume_node(scene, result.image, f"{activity_node.GetName()} dose rate {method}")
     else:
-        mrml.update_volume_node_from_image(density_node, density)
-    progress(1.0, "Done")
-    return density_node
+        mrml.update_volume_node_from_image(output_volume, result.image)
+    if rows is not None:
+        if output_table is None:
+            output_table = mrml.add_table_node(scene, rows, f"{activity_node.GetName()} dose rate", TABLE_UNITS)
+        else:
+            mrml.update_table_node(output_table, rows, TABLE_UNITS)
+    report(1.0, "Done")
+    return output_volume, output_table if rows is not None else None
