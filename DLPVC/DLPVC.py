@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from DeepDosimetryCore import DeepDosimetryWidgetMixin
+from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
 
 REQUIRED_PACKAGES = {
     "numpy": "numpy",
@@ -31,7 +31,6 @@ REQUIRED_PACKAGES = {
 IY_CHOICE = "IY-PVC"
 DL_CHOICE_PREFIX = "DL-PVC: "
 DEFAULT_FWHM_MM = 18.5  # DLPVCLib.correction.DEFAULT_FWHM_MM (Siemens MELP at 200 mm), kept here torch-free
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 def installedDLPVCModels():

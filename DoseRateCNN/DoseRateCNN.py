@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from DeepDosimetryCore import DeepDosimetryWidgetMixin
+from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
 
 REQUIRED_PACKAGES = {
     "numpy": "numpy",
@@ -30,7 +30,6 @@ REQUIRED_PACKAGES = {
 }
 
 METHODS = ["vdk", "led", "mc"]  # DoseRateCNNLib.logic.METHODS, kept here torch-free
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class DoseRateCNN(ScriptedLoadableModule):

@@ -14,6 +14,9 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from slicer.util import VTKObservationMixin
 
+DEVICES = ["auto", "cpu", "cuda"]
+"""Compute-device choices of the panels: auto picks CUDA when available (DosimetryCore.device)."""
+
 
 class DeepDosimetryCore(ScriptedLoadableModule):
     """Registers the hidden module; see the module docstring."""
