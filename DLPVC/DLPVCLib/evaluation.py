@@ -1,0 +1,368 @@
+"""Held-out evaluation of DL-PVC against no correction and iterative Yang PVC (seed 003, Table 1).
+
+For every case of a split (default ``test``) of a DL-PVC dataset, three images are compared with
+the true activity: the reconstruction itself (``None``), iterative Yang PVC of it (``IY-PVC``,
+:func:`DLPVCLib.iterative_yang.iterative_yang`, 10 iterations, as seed 003 ran PETPVC) and the
+network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.metrics`):
+
+- SSIM inside the true active region (``truth > 0``), data range = max(truth) - min(truth) of the
+  whole image (the dynamic range of the truth, 0 to its maximum);
+- NRMSE (%) inside the true active region, normalised by the range of the truth there (see
+  :data:`NRMSE_NORMALIZATION`);
+- VAA (%): share of the true active voxels within 5 % of the true activity concentration;
+- AD (%): deviation of the total activity in the whole image from the true total. DL-PVC keeps
+  the input's total, so its AD equals that of ``None`` (seed 003 Table 1).
+
+Reported as mean and standard deviation over the cases, as seed 003's Table 1.
+
+IY-PVC's inputs follow seed 003: the ground-truth regions (``masks.nrrd``, connected components
+of the true activity, see :func:`DLPVCLib.dataset.region_labelmap`) and the spatial resolution of
+the reconstruction as found by a matched-filter analysis (seed 003: 8.75 mm for RR and 21.35 mm for
+noRR OSEM): here :func:`matched_filter_fwhm`, the isotropic Gaussian FWHM whose blur of the true
+activity best matches (least squares) the noise-free reconstruction of the same kind, averaged
+over up to :data:`CALIBRATION_CASES` validation cases (never the evaluated test cases). For
+reference the collimator's FWHM at the radius of rotation (:func:`system_fwhm_mm`) is reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy.optimize import minimize_scalar
+from torch import nn
+
+from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256
+from DLPVCLib.iterative_yang import iterative_yang, psf_blur
+from DLPVCLib.networks import DLPVCModel
+from DosimetryCore import metrics, models
+from DosimetryCore.device import resolve_device
+from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore.projection import collimator_response
+from DosimetryCore.simulation import Acquisition
+from DosimetryCore.training import load_checkpoint
+
+METHODS = ("None", "IY-PVC", "DL-PVC")
+METRICS = {"ssim": "SSIM", "nrmse_percent": "NRMSE (%)", "vaa_percent": "VAA (%)", "ad_percent": "AD (%)"}
+"""Metric keys of the result rows and their column titles (seed 003 Table 1)."""
+
+NRMSE_NORMALIZATION = "range"
+"""NRMSE divisor: max - min of the truth inside the active region.
+
+Seed 003 leaves the divisor to its supplement; with the range, the uncorrected reconstructions
+come out near its Table 1 (about 10 %), whereas the truth's root mean square would give several
+times that.
+"""
+
+IY_ITERATIONS = 10
+"""Iterations of iterative Yang PVC (seed 003: 10, with PETPVC)."""
+
+CALIBRATION_CASES = 5
+"""Validation cases the matched-filter FWHM of IY-PVC is averaged over."""
+
+NOISE_FREE = {
+    "osem_norr_noise_free": "osem_norr_noise_free",
+    "osem_norr_noisy": "osem_norr_noise_free",
+    "osem_rr_noise_free": "osem_rr_noise_free",
+    "osem_rr_noisy": "osem_rr_noise_free",
+}
+"""The noise-free reconstruction of the same kind, for the matched filter (seed 003 used one FWHM per kind)."""
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`.
+
+    Attributes:
+        cases: one row per case and method: ``case``, ``method`` and the :data:`METRICS` keys.
+        table: one row per method: ``method``, ``n`` and ``<metric>_mean`` / ``<metric>_std``
+            (sample standard deviation, 0 for one case).
+        settings: split, input, cases, dataset manifest sha256, IY-PVC FWHM and how it was found.
+    """
+
+    cases: list[dict[str, Any]]
+    table: list[dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def case_metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Seed 003's metrics of one image (see the module docstring); arrays (z, y, x) in Bq/mL."""
+    inside = truth > 0
+    return {
+        "ssim": metrics.ssim(estimate, truth, data_range=float(truth.max() - truth.min()), mask=inside),
+        "nrmse_percent": 100.0 * metrics.nrmse(estimate, truth, inside, normalization=NRMSE_NORMALIZATION),
+        "vaa_percent": 100.0 * metrics.vaa(estimate, truth, inside),
+        "ad_percent": metrics.activity_deviation_percent(estimate, truth),
+    }
+
+
+def system_fwhm_mm(acquisition: Acquisition) -> float:
+    """FWHM (mm) of the collimator-detector response at the radius of rotation (a source on the axis)."""
+    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
+    return float(response.fwhm_mm(acquisition.radius_mm))
+
+
+def matched_filter_fwhm(truth: sitk.Image, reconstruction: sitk.Image, upper_mm: float) -> float:
+    """Isotropic FWHM (mm) of the Gaussian G minimising sum((G(truth) - reconstruction)^2).
+
+    G is :func:`DLPVCLib.iterative_yang.psf_blur`, the blur IY-PVC itself uses; the FWHM is
+    searched between a tenth of the smallest voxel size and ``upper_mm`` (bounded Brent search,
+    0.05 mm tolerance).
+    """
+    target = sitk.GetArrayFromImage(reconstruction).astype(np.float64)
+
+    def error(fwhm: float) -> float:
+        blurred = sitk.GetArrayFromImage(psf_blur(truth, (fwhm, fwhm, fwhm)))
+        return float(np.sum((blurred - target) ** 2))
+
+    lower = 0.1 * min(truth.GetSpacing())
+    return float(minimize_scalar(error, bounds=(lower, upper_mm), method="bounded", options={"xatol": 0.05}).x)
+
+
+def calibrate_iy_fwhm(
+    folder: str | os.PathLike, input_key: str, progress: ProgressCallback | None = None
+) -> tuple[float, list[float]]:
+    """IY-PVC FWHM (mm) for ``input_key``: mean matched-filter FWHM over the first validation cases.
+
+    Returns ``(mean, per-case values)``. Raises ValueError when the dataset has no validation case.
+    """
+    report = progress or no_progress
+    calibration = PVCDataset(folder, "val", NOISE_FREE[input_key])
+    upper = 2.0 * system_fwhm_mm(Acquisition(**calibration.manifest["acquisition"]))
+    count = min(len(calibration), CALIBRATION_CASES)
+    values = []
+    for index in range(count):
+        report(index / count, f"matched filter: {calibration.case_ids[index]}")
+        truth, reconstruction = calibration.image(index, "truth"), calibration.image(index, NOISE_FREE[input_key])
+        values.append(matched_filter_fwhm(truth, reconstruction, upper))
+    report(1.0, "matched filter done")
+    return float(np.mean(values)), values
+
+
+def _summary_rows(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    table = []
+    for method in METHODS:
+        rows = [row for row in cases if row["method"] == method]
+        entry: dict[str, Any] = {"method": method, "n": len(rows)}
+        for key in METRICS:
+            values = np.array([row[key] for row in rows], dtype=np.float64)
+            entry[f"{key}_mean"] = float(values.mean())
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        table.append(entry)
+    return table
+
+
+def _dl_pvc(model: nn.Module, values: np.ndarray, device: torch.device) -> np.ndarray:
+    with torch.no_grad():
+        output = model(torch.from_numpy(values.astype(np.float32))[None, None].to(device))
+    return output[0, 0].cpu().numpy()
+
+
+def evaluate(
+    model: nn.Module,
+    folder: str | os.PathLike,
+    split: str = "test",
+    *,
+    input_key: str = "osem_rr_noisy",
+    iy_fwhm_mm: float | None = None,
+    iy_iterations: int = IY_ITERATIONS,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+) -> Evaluation:
+    """Evaluate no correction, IY-PVC and DL-PVC (``model``) on every case of a split.
+
+    Args:
+        model: a DL-PVC network taking and returning ``(1, 1, z, y, x)`` Bq/mL (e.g.
+            :class:`~DLPVCLib.networks.DLPVCModel`); moved to ``device`` and put in eval mode.
+        folder: dataset folder of :func:`DLPVCLib.dataset.write_dataset`.
+        split: the held-out split (default ``"test"``).
+        input_key: the reconstruction corrected, one of :data:`DLPVCLib.dataset.RECONSTRUCTIONS`.
+        iy_fwhm_mm: isotropic FWHM (mm) of IY-PVC; ``None``: :func:`calibrate_iy_fwhm` on the
+            validation split.
+        iy_iterations: IY-PVC iterations (seed 003: 10).
+        device: torch device of the network (``None``: CUDA when available).
+        progress: ``progress(fraction, message)``.
+
+    Returns:
+        :class:`Evaluation` with per-case rows, the mean/std table and the settings.
+
+    Raises:
+        ValueError: missing data, unknown split or input, an empty split, no validation case to
+            calibrate IY-PVC on (pass ``iy_fwhm_mm``), a non-positive FWHM.
+    """
+    report = progress or no_progress
+    data = PVCDataset(folder, split, input_key)
+    device = resolve_device(device)
+    model = model.to(device).eval()
+    if iy_fwhm_mm is None:
+        fwhm, calibration = calibrate_iy_fwhm(folder, input_key, sub_progress(report, 0.0, 0.1))
+        source = f"matched filter of {NOISE_FREE[input_key]} on {len(calibration)} validation case(s)"
+    else:
+        fwhm, calibration, source = float(iy_fwhm_mm), [], "given"
+    if not (math.isfinite(fwhm) and fwhm > 0):
+        raise ValueError(f"iy_fwhm_mm: expected a positive FWHM in mm, got {fwhm}")
+    rows = []
+    for index, case_id in enumerate(data.case_ids):
+        report(0.1 + 0.9 * index / len(data), f"evaluating {case_id} ({index + 1}/{len(data)})")
+        truth = sitk.GetArrayFromImage(data.image(index, "truth")).astype(np.float64)
+        reconstruction = data.image(index, input_key)
+        corrected = iterative_yang(reconstruction, data.image(index, "masks"), (fwhm,) * 3, iy_iterations)
+        values = sitk.GetArrayFromImage(reconstruction)
+        estimates = {
+            "None": values,
+            "IY-PVC": sitk.GetArrayFromImage(corrected),
+            "DL-PVC": _dl_pvc(model, values, device),
+        }
+        rows += [{"case": case_id, "method": m, **case_metrics(estimates[m], truth)} for m in METHODS]
+    report(1.0, f"evaluated {len(data)} case(s)")
+    acquisition = Acquisition(**data.manifest["acquisition"])
+    settings = {
+        "data": str(Path(folder).resolve()),
+        "manifest_sha256": manifest_sha256(folder),
+        "split": split,
+        "n_cases": len(data),
+        "input": input_key,
+        "iy_fwhm_mm": fwhm,
+        "iy_fwhm_source": source,
+        "iy_fwhm_per_calibration_case_mm": calibration,
+        "iy_iterations": iy_iterations,
+        "system_fwhm_at_radius_mm": system_fwhm_mm(acquisition),
+        "nrmse_normalization": NRMSE_NORMALIZATION,
+        "ssim_data_range": "max(truth) - min(truth)",
+        "metric_region": "truth > 0 (SSIM, NRMSE, VAA); whole image (AD)",
+    }
+    return Evaluation(rows, _summary_rows(rows), settings)
+
+
+def _markdown(evaluation: Evaluation, title: str) -> str:
+    header = "| PVC method | " + " | ".join(METRICS.values()) + " |"
+    lines = [f"# {title}", "", header, "|---" * (len(METRICS) + 1) + "|"]
+    digits = {key: 3 if key == "ssim" else 2 for key in METRICS}  # as seed 003 Table 1
+    for row in evaluation.table:
+        cells = [f"{row[f'{key}_mean']:.{digits[key]}f} ({row[f'{key}_std']:.{digits[key]}f})" for key in METRICS]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    settings = evaluation.settings
+    lines += [
+        "",
+        f"Mean (standard deviation) over {settings['n_cases']} {settings['split']} case(s) of "
+        f"`{settings['input']}`; dataset manifest sha256 `{settings['manifest_sha256'][:12]}`.",
+        f"SSIM, NRMSE and VAA inside the true active region, AD over the whole image; SSIM data range "
+        f"{settings['ssim_data_range']}; NRMSE normalised by the truth's {settings['nrmse_normalization']}; "
+        "VAA: voxels within 5 % of the truth.",
+        f"IY-PVC: {settings['iy_iterations']} iterations, ground-truth regions, FWHM {settings['iy_fwhm_mm']:.2f} mm "
+        f"({settings['iy_fwhm_source']}); collimator FWHM at the radius of rotation "
+        f"{settings['system_fwhm_at_radius_mm']:.2f} mm.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str = "DL-PVC evaluation") -> list[Path]:
+    """Write the evaluation: the mean/std table as CSV (``path_csv``) and Markdown (``.md`` beside it),
+    the per-case rows (``<stem>_cases.csv``) and the settings (``<stem>.json``); returns the paths.
+    """
+    path_csv = Path(path_csv)
+    if path_csv.suffix.lower() != ".csv":
+        raise ValueError(f"output: {path_csv.name} must end in .csv")
+    path_csv.parent.mkdir(parents=True, exist_ok=True)
+    markdown, cases, settings = (
+        path_csv.with_suffix(".md"),
+        path_csv.with_name(f"{path_csv.stem}_cases.csv"),
+        path_csv.with_suffix(".json"),
+    )
+    _write_csv(evaluation.table, path_csv)
+    _write_csv(evaluation.cases, cases)
+    markdown.write_text(_markdown(evaluation, title), encoding="utf-8")
+    settings.write_text(json.dumps(evaluation.settings, indent=2) + "\n", encoding="utf-8")
+    return [path_csv, markdown, cases, settings]
+
+
+def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
+    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means."""
+
+    def means(method: str) -> dict[str, float]:
+        row = next(row for row in evaluation.table if row["method"] == method)
+        return {key: row[f"{key}_mean"] for key in METRICS}
+
+    return {
+        "metrics": means("DL-PVC"),
+        "baselines": {"no PVC": means("None"), "IY-PVC": means("IY-PVC")},
+        "evaluation": evaluation.settings,
+    }
+
+
+def _load(arguments: argparse.Namespace) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The network of ``--model`` (with its card) or ``--checkpoint`` (card None)."""
+    if arguments.model:
+        return models.load_model(arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir)
+    checkpoint = load_checkpoint(arguments.checkpoint, arguments.device)
+    if not checkpoint.get("model_config"):
+        raise ValueError(f"checkpoint: {arguments.checkpoint} does not record a model_config to rebuild the network")
+    model = DLPVCModel.from_config(checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model, None
+
+
+def _run_evaluate(arguments: argparse.Namespace) -> int:
+    if arguments.update_card and not arguments.model:
+        raise ValueError("update-card: needs --model NAME (a registry model), not --checkpoint")
+    model, card = _load(arguments)
+    input_key = arguments.input or (card or {}).get("input", "osem_rr_noisy")
+    evaluation = evaluate(
+        model,
+        arguments.data,
+        arguments.split,
+        input_key=input_key,
+        iy_fwhm_mm=arguments.iy_fwhm_mm,
+        iy_iterations=arguments.iy_iterations,
+        device=arguments.device,
+        progress=terminal_progress(),
+    )
+    name = arguments.model or Path(arguments.checkpoint).name
+    paths = write_table(evaluation, arguments.output, title=f"{name} on {arguments.split} ({input_key})")
+    print(paths[1].read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(path) for path in paths))
+    if arguments.update_card:
+        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
+        models.save_model(model.cpu(), arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
+        print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``evaluate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
+    command = subparsers.add_parser(
+        "evaluate-pvc", help="held-out metrics of no PVC, iterative Yang PVC and DL-PVC (seed 003 Table 1)"
+    )
+    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="NAME", help="registry model name")
+    source.add_argument("--checkpoint", metavar="PATH", help="training checkpoint (best.pt)")
+    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
+    command.add_argument("--output", required=True, help="table CSV (a .md, _cases.csv and .json are written beside)")
+    command.add_argument("--split", default="test", help="split to evaluate (default test)")
+    command.add_argument(
+        "--input", default=None, help=f"reconstruction: {', '.join(RECONSTRUCTIONS)} (default: the model's)"
+    )
+    command.add_argument("--iy-fwhm-mm", type=float, default=None, help="IY-PVC FWHM (default: matched filter on val)")
+    command.add_argument("--iy-iterations", type=int, default=IY_ITERATIONS, help="IY-PVC iterations (default 10)")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.add_argument("--update-card", action="store_true", help="write the metrics into the model's card")
+    command.set_defaults(handler=_run_evaluate)

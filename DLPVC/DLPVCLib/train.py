@@ -1,0 +1,396 @@
+"""``deepdosimetry train dlpvc``: train a DL-PVC network on a simulated dataset (seed 003).
+
+Seed 003 (Leube et al., J Nucl Med 2024) trained U-Nets in PyTorch with the Adam optimiser on
+full-field 128^3 SPECT/truth pairs, the input normalised by its maximum and the output scaled to
+the input's total activity (R2U-Net came out best). Its main text names neither the loss function
+nor the learning rate, batch size, number of epochs or the train/validation split (they are in its
+supplement, which this project does not have), so these are this project's choices:
+
+- loss: mean absolute error (L1) between the prediction and the truth, both divided by the
+  truth's maximum (per sample, so every case weighs the same whatever its total activity and the
+  loss is dimensionless). L1 is the loss of the fastMRI U-Net that seed 003's U-Net is based on,
+  and it rewards voxels that are exactly right, which is what seed 003's VAA metric counts;
+  ``--loss mse`` gives the squared error instead.
+- normalisation layers: instance normalisation in R2U-Net (``--norm instance``), as in the
+  fastMRI U-Net seed 003 builds on; Alom et al.'s batch normalisation (``--norm batch``) fails
+  here: with 2 full-field volumes per batch its running statistics do not fit single cases, and
+  on this project's 32^3 benchmark the trained network's loss in evaluation mode was 12 times
+  its loss in training mode on the very training cases. MONAI's UNet and UNet++ already use
+  instance normalisation; its attention U-Net has batch normalisation built in.
+- Adam (seed 003) at lr 1e-3, batch size 2, up to 100 epochs with the learning rate halved after
+  5 epochs without a lower validation loss (``plateau``); the model kept is the one of the lowest
+  validation loss.
+- train/validation split: the dataset manifest's (:func:`DLPVCLib.dataset.split_of`); the test
+  split is never touched here.
+
+The run writes into the checkpoint folder: ``latest.pt`` and ``best.pt``
+(:func:`DosimetryCore.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
+trained, on which data, how, how long, on what hardware). ``--save-model NAME`` puts the best
+weights into the model registry with a model card; its held-out metrics are added by
+``deepdosimetry evaluate-pvc --update-card``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+import DosimetryCore
+from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256
+from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
+from DosimetryCore import models
+from DosimetryCore.device import resolve_device
+from DosimetryCore.progress import ProgressCallback, terminal_progress
+from DosimetryCore.training import LR_SCHEDULES, LossFunction, TrainingResult, plot_loss_curve, seed_everything, train
+
+LOSSES = {"l1": functional.l1_loss, "mse": functional.mse_loss}
+"""Loss functions by name, applied to images divided by the truth's maximum (:func:`normalised_loss`)."""
+
+SUMMARY_FILE = "training_summary.json"
+LOSS_CURVE_FILE = "loss_curve.png"
+
+DEFAULTS = {"epochs": 100, "batch_size": 2, "lr": 1e-3, "lr_schedule": "plateau", "loss": "l1", "seed": 0}
+NORMS = ("instance", "batch")
+DEFAULT_NORM = {"r2unet": "instance"}
+"""Normalisation used when none is given, per architecture (others keep their constructor's default)."""
+"""Default training settings (see the module docstring for why)."""
+
+
+@dataclass
+class TrainingRun:
+    """A finished :func:`train_dlpvc`: the model (best epoch's weights), the loop's result and the summary."""
+
+    model: DLPVCModel
+    result: TrainingResult
+    summary: dict[str, Any]
+    summary_path: Path
+    loss_curve: Path
+
+
+def normalised_loss(name: str) -> LossFunction:
+    """``loss(prediction, target)``: :data:`LOSSES` ``[name]`` of both images divided by each target's maximum.
+
+    Shapes ``(B, 1, z, y, x)`` in Bq/mL; returns a dimensionless scalar, the mean over voxels and
+    samples.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"loss: unknown {name!r}; choose one of {', '.join(LOSSES)}")
+    function = LOSSES[name]
+
+    def loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        scale = target.flatten(1).amax(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
+        scale = scale.view(-1, *([1] * (target.ndim - 1)))
+        return function(prediction / scale, target / scale)
+
+    return loss
+
+
+def hardware_description(device: str | torch.device | None = None) -> str:
+    """The compute device in words: GPU name and memory, or CPU model, cores and torch threads."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        return f"cuda: {properties.name}, {properties.total_memory / 2**30:.0f} GiB"
+    return f"cpu: {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "deepdosimetry": DosimetryCore.__version__,
+        "torch": torch.__version__,
+        "monai": importlib.metadata.version("monai"),
+        "python": platform.python_version(),
+    }
+
+
+def _simulate_command(manifest: dict[str, Any]) -> str:
+    """The ``simulate-pvc`` command line that writes the dataset of ``manifest``."""
+    low, high = manifest["total_activity_range_mbq"]
+    return (
+        f"deepdosimetry simulate-pvc --n {manifest['n']} --seed {manifest['dataset_seed']} --size {manifest['size']} "
+        f"--spacing-mm {manifest['spacing_mm']:g} --views {manifest['acquisition']['views']} "
+        f"--total-activity-mbq {low:g} {high:g}"
+    )
+
+
+def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training: dict[str, Any]) -> dict[str, Any]:
+    """What is trained, on which data and how: the first part of the training summary."""
+    manifest = train_set.manifest
+    return {
+        "method": "DL-PVC (seed 003: Leube et al., J Nucl Med 2024;65:980-987)",
+        "model": {
+            "config": model.config,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "input": f"{train_set.input_key} / its maximum",
+            "output": "softplus, scaled to the input's total activity (Bq/mL)",
+        },
+        "data": {
+            "folder": str(train_set.folder.resolve()),
+            "manifest_sha256": manifest_sha256(train_set.folder),
+            "simulated_with": _simulate_command(manifest),
+            "dataset_seed": manifest["dataset_seed"],
+            "size": manifest["size"],
+            "spacing_mm": manifest["spacing_mm"],
+            "views": manifest["acquisition"]["views"],
+            "input": train_set.input_key,
+            "target": "truth",
+            "n_train": len(train_set),
+            "n_val": n_val,
+        },
+        "training": training,
+    }
+
+
+def _build(arch: str, channels: Sequence[int] | None, norm: str | None) -> DLPVCModel:
+    """The untrained model: ``arch`` with ``channels`` and ``norm`` (see :func:`train_dlpvc`)."""
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"norm: unknown {norm!r}; choose one of {', '.join(NORMS)}")
+    kwargs: dict[str, Any] = {} if channels is None else {"channels": [int(c) for c in channels]}
+    norm = norm or DEFAULT_NORM.get(str(arch).lower())
+    if norm is not None:
+        kwargs["norm"] = norm.upper()
+    try:
+        return DLPVCModel(arch, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"norm: {arch} has no normalisation option ({error})") from error
+
+
+def train_dlpvc(
+    data: str | os.PathLike,
+    checkpoint_dir: str | os.PathLike,
+    *,
+    arch: str = "r2unet",
+    channels: Sequence[int] | None = None,
+    norm: str | None = None,
+    input_key: str = "osem_rr_noisy",
+    loss: str = DEFAULTS["loss"],
+    epochs: int = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    lr: float = DEFAULTS["lr"],
+    lr_schedule: str = DEFAULTS["lr_schedule"],
+    seed: int = DEFAULTS["seed"],
+    patience: int | None = None,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    command: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainingRun:
+    """Train a :class:`~DLPVCLib.networks.DLPVCModel` on the train split of a DL-PVC dataset.
+
+    Args:
+        data: dataset folder of :func:`DLPVCLib.dataset.write_dataset` (train and val splits used).
+        checkpoint_dir: folder for checkpoints, loss curve and summary (created).
+        arch, channels: network (:data:`DLPVCLib.networks.ARCHITECTURES`) and its channels per level.
+        norm: ``"instance"`` or ``"batch"`` normalisation layers (``None``: :data:`DEFAULT_NORM`,
+            instance for R2U-Net; the attention U-Net takes none).
+        input_key: the reconstruction to correct, one of :data:`DLPVCLib.dataset.RECONSTRUCTIONS`.
+        loss: ``"l1"`` or ``"mse"`` (:func:`normalised_loss`).
+        epochs, batch_size, lr, lr_schedule, seed, resume, device, progress: as in
+            :func:`DosimetryCore.training.train`; ``patience`` is its ``early_stop_patience``.
+        command: the command line to record in the summary.
+
+    Returns:
+        :class:`TrainingRun`. The summary (also in ``training_summary.json``) holds the model
+        configuration and size, the data (folder, manifest sha256, cases per split, input), the
+        settings, the history, best epoch, wall time (s) and the hardware.
+
+    Raises:
+        ValueError: missing or incomplete data, an empty train or val split, unknown
+            architecture, input or loss, a grid the network cannot take, a refused checkpoint.
+    """
+    loss_fn = normalised_loss(loss)
+    train_set = PVCDataset(data, "train", input_key)
+    val_set = PVCDataset(data, "val", input_key)
+    seed_everything(seed)
+    model = _build(arch, channels, norm)
+    size = train_set.manifest["size"]
+    if size % model.required_multiple:
+        raise ValueError(
+            f"data: the {size}^3 grid is not a multiple of {model.required_multiple}, which {arch} with channels "
+            f"{model.config.get('channels', 'default')} needs; simulate another --size or give fewer --channels"
+        )
+    checkpoint_dir = Path(checkpoint_dir)
+    settings = {"lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed}
+    started = time.perf_counter()
+    result = train(
+        model,
+        train_set,
+        val_set,
+        loss_fn,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        resume=resume,
+        early_stop_patience=patience,
+        model_config=model.config,
+        progress=progress,
+        **settings,
+    )
+    run_time = time.perf_counter() - started
+    curve = plot_loss_curve(result.history, checkpoint_dir / LOSS_CURVE_FILE)
+    training = {
+        "loss": f"{loss} of prediction and truth divided by the truth's maximum",
+        "optimiser": "Adam",
+        **settings,
+        "early_stop_patience": patience,
+    }
+    summary = {
+        **_description(model, train_set, len(val_set), training),
+        "result": {
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "stopped_early": result.stopped_early,
+            "wall_time_s": result.wall_time_s,
+            "seconds_per_epoch": result.wall_time_s / len(result.history),
+            "this_run_wall_time_s": run_time,
+            "history": result.history,
+        },
+        "hardware": hardware_description(device),
+        "versions": _versions(),
+        "command": command,
+        "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
+        "loss_curve": str(curve),
+    }
+    summary_path = checkpoint_dir / SUMMARY_FILE
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return TrainingRun(model.cpu().eval(), result, summary, summary_path, curve)
+
+
+def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """Model card fields (:data:`DosimetryCore.models.REQUIRED_CARD_FIELDS`) of a training summary.
+
+    ``grid`` is the training grid (x, y, z voxels and mm), which :mod:`DLPVCLib.correction` resamples
+    a SPECT onto. ``metrics`` and ``baselines`` are empty: :mod:`DLPVCLib.evaluation` fills them with the
+    held-out results (``evaluate-pvc --update-card``).
+    """
+    data = summary["data"]
+    return {
+        "architecture": summary["model"]["config"],
+        "training_data": {
+            "description": (
+                f"{data['n_train']} training and {data['n_val']} validation cases of random activity in "
+                f"synthetic torsos with simulated 177Lu SPECT ({data['input']} as input), seed 003"
+            ),
+            "simulated_with": data["simulated_with"],
+            "manifest_sha256": data["manifest_sha256"],
+            "dataset_seed": data["dataset_seed"],
+            "n_train": data["n_train"],
+            "n_val": data["n_val"],
+        },
+        "grid": {"size": [data["size"]] * 3, "spacing_mm": [data["spacing_mm"]] * 3},
+        "training_command": summary["command"],
+        "hardware": summary["hardware"],
+        "wall_time_s": summary["result"]["wall_time_s"],
+        "epochs": summary["result"]["epochs_run"],
+        "metrics": {},
+        "baselines": {},
+        "input": data["input"],
+        "loss": summary["training"]["loss"],
+        "best_epoch": summary["result"]["best_epoch"],
+        "parameters": summary["model"]["parameters"],
+    }
+
+
+def _command_line(arguments: argparse.Namespace) -> str:
+    """The training command with every setting spelled out (what the model card records)."""
+    words = [
+        "deepdosimetry", "train", "dlpvc", "--data", arguments.data, "--out", arguments.out, "--arch", arguments.arch,
+        "--input", arguments.input, "--loss", arguments.loss, "--epochs", arguments.epochs, "--batch-size",
+        arguments.batch_size, "--lr", arguments.lr, "--lr-schedule", arguments.lr_schedule, "--seed", arguments.seed,
+    ]
+    if arguments.channels:
+        words += ["--channels", *arguments.channels]
+    if arguments.norm:
+        words += ["--norm", arguments.norm]
+    if arguments.patience is not None:
+        words += ["--patience", arguments.patience]
+    if arguments.resume:
+        words.append("--resume")
+    if arguments.save_model:
+        words += ["--save-model", arguments.save_model]
+    return shlex.join(str(word) for word in words)
+
+
+def _run_train(arguments: argparse.Namespace) -> int:
+    if arguments.save_model and arguments.save_model in models.list_models(arguments.models_dir):
+        if not arguments.overwrite:
+            raise ValueError(f"save-model: model {arguments.save_model!r} exists; pass --overwrite to replace it")
+    run = train_dlpvc(
+        arguments.data,
+        arguments.out,
+        arch=arguments.arch,
+        channels=arguments.channels,
+        norm=arguments.norm,
+        input_key=arguments.input,
+        loss=arguments.loss,
+        epochs=arguments.epochs,
+        batch_size=arguments.batch_size,
+        lr=arguments.lr,
+        lr_schedule=arguments.lr_schedule,
+        seed=arguments.seed,
+        patience=arguments.patience,
+        resume=arguments.resume,
+        device=arguments.device,
+        command=_command_line(arguments),
+        progress=terminal_progress(),
+    )
+    outcome = run.summary["result"]
+    print(
+        f"trained {outcome['epochs_run']} epoch(s) in {outcome['wall_time_s']:.1f} s; best val loss "
+        f"{outcome['best_val_loss']:.4g} at epoch {outcome['best_epoch']}; {run.summary_path}, {run.loss_curve}"
+    )
+    if arguments.save_model:
+        folder = models.save_model(
+            run.model, arguments.save_model, card_fields(run.summary), arguments.models_dir, arguments.overwrite
+        )
+        print(f"model {arguments.save_model!r} written to {folder}; add its held-out metrics with evaluate-pvc")
+    return 0
+
+
+def register(train_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dlpvc`` to ``deepdosimetry train`` (entry-point group ``deepdosimetry.training``)."""
+    command = train_subparsers.add_parser("dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (seed 003)")
+    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
+    command.add_argument("--out", required=True, help="checkpoint folder (checkpoints, loss curve, summary)")
+    command.add_argument("--arch", default="r2unet", help=f"network: {', '.join(ARCHITECTURES)} (default r2unet)")
+    command.add_argument("--channels", type=int, nargs="+", help="feature channels per level (default 16 32 64 128)")
+    command.add_argument("--norm", default=None, help="instance or batch (default: instance for r2unet)")
+    command.add_argument(
+        "--input", default="osem_rr_noisy", help=f"reconstruction to correct: {', '.join(RECONSTRUCTIONS)}"
+    )
+    command.add_argument("--loss", default=DEFAULTS["loss"], help=f"{', '.join(LOSSES)} (default l1)")
+    command.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default 100")
+    command.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default 2")
+    command.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
+    command.add_argument(
+        "--lr-schedule", default=DEFAULTS["lr_schedule"], help=f"{', '.join(LR_SCHEDULES)} (default plateau)"
+    )
+    command.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="weights and batch order (default 0)")
+    command.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
+    command.add_argument("--resume", action="store_true", help="continue from the checkpoint folder's latest.pt")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.add_argument("--save-model", metavar="NAME", help="write the trained model into the model registry")
+    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
+    command.set_defaults(handler=_run_train)
