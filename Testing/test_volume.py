@@ -89,3 +89,18 @@ def test_set_unit_records_quantity():
     assert image.GetMetaData(volume.UNIT_KEY) == "Gy/h"
     assert image.GetMetaData(volume.QUANTITY_KEY) == "dose rate"
     assert volume.unit_of(sitk.Image(2, 2, 2, sitk.sitkFloat32)) is None
+
+
+def test_check_activity_image_names_the_input_and_the_fault():
+    good = volume.image_from_array(np.ones((3, 3, 3), np.float32), unit="Bq/mL")
+    assert volume.check_activity_image(good, "spect").dtype == np.float64
+    cases = {
+        "is 2D": volume.image_from_array(np.ones((1, 3, 3), np.float32)),
+        "expected Bq/mL": volume.image_from_array(np.ones((3, 3, 3), np.float32), unit="counts"),
+        "NaN": volume.image_from_array(np.full((3, 3, 3), np.nan, np.float32)),
+        "negative": volume.image_from_array(-np.ones((3, 3, 3), np.float32)),
+        "zero everywhere": volume.image_from_array(np.zeros((3, 3, 3), np.float32)),
+    }
+    for message, image in cases.items():
+        with pytest.raises(ValueError, match=f"spect: .*{message}"):
+            volume.check_activity_image(image, "spect")

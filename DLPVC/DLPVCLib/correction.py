@@ -46,17 +46,17 @@ from DosimetryCore.progress import ProgressCallback, no_progress
 from DosimetryCore.projection import collimator_response
 from DosimetryCore.resources import models_dir
 from DosimetryCore.volume import (
+    ACTIVITY_UNIT,
     QUANTITY_KEY,
+    check_activity_image,
     image_from_array,
     require_image,
     require_same_geometry,
     resample_to,
     set_unit,
-    unit_of,
     voxel_volume_ml,
 )
 
-ACTIVITY_UNIT = "Bq/mL"
 ACTIVITY_QUANTITY = "activity concentration"
 
 DEFAULT_MODEL = "dlpvc-r2unet"
@@ -140,29 +140,6 @@ class TrainedModel:
     def grid(self) -> NetworkGrid:
         """The training grid from the card (:data:`GRID_CARD_FIELD`)."""
         return NetworkGrid.from_card(self.card)
-
-
-def check_activity_image(image: sitk.Image, name: str) -> np.ndarray:
-    """Check ``image`` is a 3D activity map in Bq/mL; return its values as float64, shape ``(z, y, x)``.
-
-    Raises a ValueError naming ``name`` for: not a 3D scalar image, fewer than 2 voxels along an
-    axis (a slice, not a volume), a unit other than Bq/mL, NaN or infinite values, negative
-    values, or zero everywhere.
-    """
-    require_image(image, name, dimension=3)
-    if min(image.GetSize()) < 2:
-        raise ValueError(f"{name}: is 2D (size {image.GetSize()}); a 3D SPECT volume is needed")
-    unit = unit_of(image)
-    if unit not in (None, ACTIVITY_UNIT):
-        raise ValueError(f"{name}: unit is {unit}, expected {ACTIVITY_UNIT}")
-    values = sitk.GetArrayFromImage(image).astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"{name}: contains negative activity ({values.min():g} Bq/mL)")
-    if not values.any():
-        raise ValueError(f"{name}: is zero everywhere")
-    return values
 
 
 def total_activity_bq(image: sitk.Image) -> float:

@@ -57,9 +57,8 @@ import DosimetryCore
 from DosimetryCore import io, phantoms, simulation
 from DosimetryCore.device import resolve_device
 from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
-from DosimetryCore.volume import PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
 
-ACTIVITY_UNIT = "Bq/mL"
 MANIFEST = "manifest.json"
 CASE_RECORD = "case.json"
 MANIFEST_FORMAT = 1

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from DosimetryCore import dose, mrml
 from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.volume import UNIT_KEY, resample_to, unit_of
+from DosimetryCore.volume import ACTIVITY_UNIT, UNIT_KEY, check_activity_image, resample_to, unit_of
 
 AIR_HU = -1000.0
 """CT number given to activity-grid voxels outside the CT's field of view."""
@@ -33,18 +33,9 @@ TABLE_UNITS = {
 def activity_image(activity_node) -> sitk.Image:
     """The activity volume as a float32 image, checked to hold finite, non-negative Bq/mL."""
     image = mrml.image_from_volume_node(activity_node)
-    name = activity_node.GetName()
-    if unit_of(image) not in (None, "Bq/mL"):
-        raise ValueError(f"activity volume {name!r}: unit is {unit_of(image)}, expected Bq/mL")
+    check_activity_image(image, f"activity volume {activity_node.GetName()!r}")
     image = sitk.Cast(image, sitk.sitkFloat32)
-    values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"activity volume {name!r}: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"activity volume {name!r}: contains negative activity ({values.min():g} Bq/mL)")
-    if not values.any():
-        raise ValueError(f"activity volume {name!r}: is zero everywhere")
-    image.SetMetaData(UNIT_KEY, "Bq/mL")
+    image.SetMetaData(UNIT_KEY, ACTIVITY_UNIT)
     return image
 
 
