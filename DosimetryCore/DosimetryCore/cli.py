@@ -1,6 +1,6 @@
 """The ``deepdosimetry`` command.
 
-Core sub-commands live here and in ``simulation_cli`` and ``dose_cli``; each method package adds
+Core sub-commands live here and in ``simulation_cli``, ``dose_cli`` and ``report``; each method package adds
 its own through the ``deepdosimetry.commands`` entry-point group and its ``train <method>``
 command through ``deepdosimetry.training`` (each a ``register(subparsers)`` callable), so that
 DosimetryCore never imports a method package.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import DosimetryCore
-from DosimetryCore import dose_cli, io, resources, simulation_cli
+from DosimetryCore import dose_cli, io, report, resources, simulation_cli
 from DosimetryCore.device import resolve_device
 
 ENTRY_POINT_GROUP = "deepdosimetry.commands"
@@ -92,6 +92,7 @@ def _add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     planar.set_defaults(handler=_run_import_planar)
     simulation_cli.register(subparsers)
     dose_cli.register(subparsers)
+    report.register(subparsers)
 
 
 def _discovered_registrations(group: str) -> list[tuple[str, Callable[[argparse._SubParsersAction], None]]]:
