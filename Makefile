@@ -1,5 +1,6 @@
 # DeepDosimetry set-up and checks. Everything goes into a local virtual environment (.venv).
 #
+#   make demo     create .venv as below, then simulate a torso case, apply DL-PVC and IY-PVC, write demo-output/
 #   make test     create .venv, install torch (CPU 2.13.0 by default) and the packages, run ruff and pytest
 #
 # CUDA users choose their torch build, e.g.:
@@ -13,7 +14,7 @@ TORCH_INDEX_URL ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deepdosimetry-installed
 
-.PHONY: install test lint clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
+demo: $(STAMP)
+	$(BIN)/deepdosimetry demo-pvc --out demo-output
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -30,4 +34,4 @@ test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build demo-output *.egg-info .pytest_cache .ruff_cache

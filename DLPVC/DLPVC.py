@@ -207,7 +207,7 @@ class DLPVCLogic(ScriptedLoadableModuleLogic):
 
 
 class DLPVCTest(ScriptedLoadableModuleTest):
-    """Self-test: IY-PVC of a blurred synthetic sphere with its segmentation."""
+    """Self-test: IY-PVC of a blurred synthetic sphere, DL-PVC of a simulated case, the model list."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -215,6 +215,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_iterative_yang_recovers_a_sphere()
+        self.test_dl_pvc_of_a_simulated_case_keeps_its_total_activity()
         self.test_installed_models_are_listed_as_the_library_lists_them()
 
     def test_iterative_yang_recovers_a_sphere(self):
@@ -249,6 +250,34 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         segmentsAfter = sitk.GetArrayFromImage(mrml.labelmap_from_segmentation_node(segmentation, spect)[0])
         np.testing.assert_array_equal(segmentsAfter, segmentsBefore)
         self.delayDisplay("DLPVC IY-PVC test passed")
+
+    def test_dl_pvc_of_a_simulated_case_keeps_its_total_activity(self):
+        import numpy as np
+        import SimpleITK as sitk
+
+        from DLPVCLib.correction import DEFAULT_MODEL, installed_models, load_dlpvc_model
+        from DLPVCLib.dataset import simulate_pvc_case
+        from DosimetryCore import mrml
+
+        if DEFAULT_MODEL not in installed_models():
+            raise AssertionError(f"the shipped model {DEFAULT_MODEL} is not installed under Resources/Models")
+        grid = load_dlpvc_model(DEFAULT_MODEL, device="cpu").grid
+        case = simulate_pvc_case(7, size=grid.size[0], spacing_mm=grid.spacing_mm[0], device="cpu")
+        truth = sitk.GetArrayFromImage(case.images["truth"])
+        spect = mrml.add_volume_node(slicer.mrmlScene, case.images["osem_rr_noisy"], "SPECT")
+        before = slicer.util.arrayFromVolume(spect).copy()
+
+        corrected, table = DLPVCLogic().process(spect, "dl", device="cpu")
+
+        after = slicer.util.arrayFromVolume(corrected)
+        self.assertIsNone(table)
+        self.assertAlmostEqual(float(after.sum()) / float(before.sum()), 1.0, places=4)
+        active = truth > 0
+        errorBefore = np.abs(before[active] - truth[active]).mean()
+        errorAfter = np.abs(after[active] - truth[active]).mean()
+        self.assertLess(errorAfter, errorBefore)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(spect), before)
+        self.delayDisplay("DLPVC DL-PVC test passed")
 
     def test_installed_models_are_listed_as_the_library_lists_them(self):
         from DLPVCLib.correction import DEFAULT_FWHM_MM as libraryFwhm

@@ -219,3 +219,36 @@ def test_simulate_pvc_command(monkeypatch, tmp_path, capsys):
     assert "simulated 0 case(s), 2 already complete" in capsys.readouterr().out
     assert run_cli(monkeypatch, [*arguments[:-4], "--views", "24"]) == 2
     assert "holds another dataset (acquisition differ)" in capsys.readouterr().err
+
+
+def test_flips_mirror_input_and_target_together_and_follow_the_torch_seed(folder):
+    plain = dataset.PVCDataset(folder, "train")
+    flipped = dataset.PVCDataset(folder, "train", flips=True)
+    source, target = plain[0]
+    seen = set()
+    for draw in range(12):
+        torch.manual_seed(draw)
+        mirrored_source, mirrored_target = flipped[0]
+        matches = [
+            combo for combo in [(), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3)]
+            if torch.equal(mirrored_target, target.flip(combo) if combo else target)
+            and torch.equal(mirrored_source, source.flip(combo) if combo else source)
+        ]
+        assert matches, f"draw {draw}: input and target were not mirrored alike"
+        seen.add(matches[0])
+        torch.manual_seed(draw)
+        again_source, again_target = flipped[0]
+        assert torch.equal(again_source, mirrored_source) and torch.equal(again_target, mirrored_target)
+    assert len(seen) >= 4  # 12 draws of 8 equally likely mirrorings
+    assert float(mirrored_source.sum()) == pytest.approx(float(source.sum()), rel=1e-6)
+
+
+def test_split_fractions_option_makes_a_held_out_set(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "held_out"
+    arguments = ["simulate-pvc", "--out", str(out), "--n", "3", "--seed", str(SEED), "--size", "32",
+                 "--spacing-mm", "19.2", "--views", "12", "--device", "cpu", "--split-fractions", "0", "0", "1"]
+    assert run_cli(monkeypatch, arguments) == 0
+    assert "splits: train 0, val 0, test 3" in capsys.readouterr().out
+    assert dataset.read_manifest(out)["split_fractions"] == [0.0, 0.0, 1.0]
+    assert run_cli(monkeypatch, [*arguments[:-3], "0.5", "0.4", "0.4"]) == 2
+    assert "summing to 1" in capsys.readouterr().err

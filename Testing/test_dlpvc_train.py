@@ -64,6 +64,10 @@ def test_train_writes_checkpoints_loss_curve_summary_and_a_registry_model(monkey
     assert card["training_command"] == summary["command"] and card["epochs"] == 2
     assert card["grid"] == {"size": [32, 32, 32], "spacing_mm": [19.2, 19.2, 19.2]}
     assert card["input"] == "osem_rr_noisy" and card["metrics"] == {} and card["baselines"] == {}
+    assert card["augmentation"] == summary["training"]["augmentation"] == "random mirroring along z, y and x"
+    departures = card["departures_from_seed_003"]
+    assert departures[0].startswith("network grid 32^3 voxels of 19.2 mm") and "3 simulated" in departures[1]
+    assert any("trained on a CPU" in note for note in departures)
 
     again = run_cli(monkeypatch, command(data, tmp_path / "run2", "--save-model", "dlpvc-test", "--models-dir",
                                          str(registry)))
@@ -72,9 +76,10 @@ def test_train_writes_checkpoints_loss_curve_summary_and_a_registry_model(monkey
 
 
 def test_batch_normalisation_on_request(monkeypatch, data, tmp_path):
-    assert run_cli(monkeypatch, command(data, tmp_path / "run", "--norm", "batch", "--epochs", "1")) == 0
+    assert run_cli(monkeypatch, command(data, tmp_path / "run", "--norm", "batch", "--epochs", "1", "--no-flips")) == 0
     summary = json.loads((tmp_path / "run" / train.SUMMARY_FILE).read_text())
     assert summary["model"]["config"]["norm"] == "BATCH" and "--norm batch" in summary["command"]
+    assert summary["training"]["augmentation"] == "none" and "--no-flips" in summary["command"]
     model = DLPVCModel.from_config(summary["model"]["config"])
     model.load_state_dict(load_checkpoint(tmp_path / "run" / BEST_CHECKPOINT)["model_state"])
     assert any(isinstance(layer, torch.nn.BatchNorm3d) for layer in model.modules())

@@ -526,6 +526,13 @@ class PVCDataset(Dataset):
         split: ``"train"``, ``"val"`` or ``"test"`` (the manifest's assignment).
         input_key: the reconstruction fed to the network, one of :data:`RECONSTRUCTIONS` (default
             ``"osem_rr_noisy"``, seed 003's RR_n, its clinical setting).
+        flips: mirror each item along each of z, y and x with probability 1/2 (the same flips for
+            input and target), drawn from torch's global generator (which
+            :func:`DosimetryCore.training.train` seeds per epoch). A mirrored pair is itself a
+            valid training pair: the simulated orbit is circular with equally spaced views over
+            360 degrees about the grid's centre, so mirroring the activity and its attenuation
+            map mirrors the reconstruction (up to interpolation in the projector), and each case
+            stands for 8. Off by default (evaluation).
 
     Items:
         ``(input, target)``: float32 tensors of shape (1, z, y, x) in Bq/mL: the reconstruction
@@ -537,14 +544,16 @@ class PVCDataset(Dataset):
         incomplete case.
     """
 
-    def __init__(self, folder: str | os.PathLike, split: str = "train", input_key: str = "osem_rr_noisy") -> None:
+    def __init__(
+        self, folder: str | os.PathLike, split: str = "train", input_key: str = "osem_rr_noisy", flips: bool = False
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
         if input_key not in RECONSTRUCTIONS:
             raise ValueError(f"input: unknown reconstruction {input_key!r}; choose one of {', '.join(RECONSTRUCTIONS)}")
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
-        self.split, self.input_key = split, input_key
+        self.split, self.input_key, self.flips = split, input_key, bool(flips)
         self.cases = [case for case in self.manifest["cases"] if case["split"] == split]
         if not self.cases:
             raise ValueError(
@@ -580,7 +589,11 @@ class PVCDataset(Dataset):
         return torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32, copy=False))[None]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._tensor(index, self.input_key), self._tensor(index, "truth")
+        pair = self._tensor(index, self.input_key), self._tensor(index, "truth")
+        if not self.flips:
+            return pair
+        dims = [dim for dim in (1, 2, 3) if torch.randint(0, 2, ()).item()]
+        return tuple(tensor.flip(dims) for tensor in pair) if dims else pair
 
 
 # ----------------------------------------------------------------------------------------------
@@ -597,6 +610,7 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
         arguments.spacing_mm,
         acquisition,
         total_activity_range_mbq=tuple(arguments.total_activity_mbq),
+        split_fractions=tuple(arguments.split_fractions),
         workers=arguments.workers,
         device=arguments.device,
         progress=terminal_progress(),
@@ -629,6 +643,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument(
         "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
         help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
+    )
+    command.add_argument(
+        "--split-fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"),
+        help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
+        "0 0.1 0.9 makes a held-out evaluation set)",
     )
     command.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
