@@ -10,7 +10,7 @@ import torch
 
 from DLPVCLib import dataset, train
 from DLPVCLib.networks import DLPVCModel
-from DosimetryCore import cli, models
+from DosimetryCore import cli, losses, models
 from DosimetryCore.training import BEST_CHECKPOINT, LATEST_CHECKPOINT, load_checkpoint
 
 FAST = replace(dataset.DEFAULT_ACQUISITION, views=12)
@@ -95,6 +95,56 @@ def test_normalised_loss_is_scale_free():
     assert train.normalised_loss("mse")(target, target) == 0
     with pytest.raises(ValueError, match="loss: unknown 'huber'"):
         train.normalised_loss("huber")
+
+
+def test_l1_ssim_loss_adds_the_weighted_ssim_deficit_inside_the_active_region():
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 1, 12, 12, 12, generator=generator, dtype=torch.float64)
+    target[:, :, :4] = 0.0
+    prediction = target + 0.1 * torch.rand(2, 1, 12, 12, 12, generator=generator, dtype=torch.float64)
+    scale = target.flatten(1).amax(1).view(-1, 1, 1, 1, 1)
+    p, t = prediction / scale, target / scale
+    similarity = losses.masked_ssim(p, t, t > 0, 1.0)
+    expected = (p - t).abs().mean() + train.SSIM_LOSS_WEIGHT * (1 - similarity).mean()
+    loss = train.normalised_loss("l1+ssim")
+    assert loss(prediction, target).item() == pytest.approx(expected.item(), rel=1e-9)
+    assert loss(1e6 * prediction, 1e6 * target).item() == pytest.approx(expected.item(), rel=1e-9)
+    assert loss(target, target).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fine_tuning_starts_from_an_installed_model_and_records_its_training(monkeypatch, data, tmp_path, capsys):
+    registry = tmp_path / "models"
+    base = ["--save-model", "dlpvc-base", "--models-dir", str(registry), "--epochs", "1"]
+    assert run_cli(monkeypatch, command(data, tmp_path / "base", *base)) == 0
+    base_model, base_card = models.load_model("dlpvc-base", DLPVCModel.from_config, "cpu", registry)
+
+    fresh = DLPVCModel("r2unet", channels=[4, 8], norm="INSTANCE")
+    record = train.initial_model(fresh, "dlpvc-base", registry)
+    for key, value in base_model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert record["weights_sha256"] == base_card["weights_sha256"] and record["epochs"] == 1
+
+    tuned = ["--save-model", "dlpvc-tuned", "--models-dir", str(registry), "--init-model", "dlpvc-base",
+             "--loss", "l1+ssim"]
+    assert run_cli(monkeypatch, command(data, tmp_path / "tuned", *tuned)) == 0
+    _, card = models.load_model("dlpvc-tuned", DLPVCModel.from_config, "cpu", registry)
+    assert card["initialised_from"]["name"] == "dlpvc-base"
+    assert card["initialised_from"]["weights_sha256"] == base_card["weights_sha256"]
+    assert card["initialised_from"]["training_command"] == base_card["training_command"]
+    assert card["epochs"] == 2 and card["total_epochs"] == 3
+    assert card["total_wall_time_s"] == pytest.approx(card["wall_time_s"] + base_card["wall_time_s"])
+    assert card["loss"].startswith(f"l1 + {train.SSIM_LOSS_WEIGHT:g} x (1 - SSIM")
+    assert "--init-model dlpvc-base" in card["training_command"] and "--loss l1+ssim" in card["training_command"]
+    assert base_card["initialised_from"] is None and base_card["total_epochs"] == 1
+    capsys.readouterr()
+
+    other = ["--init-model", "dlpvc-base", "--models-dir", str(registry), "--channels", "4", "8", "16"]
+    assert run_cli(monkeypatch, command(data, tmp_path / "other", *other)) == 2
+    assert "init-model: dlpvc-base is" in capsys.readouterr().err
+    missing = ["--init-model", "dlpvc-none", "--models-dir", str(registry)]
+    assert run_cli(monkeypatch, command(data, tmp_path / "missing", *missing)) == 2
+    assert "dlpvc-none" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists() and not (tmp_path / "missing").exists()
 
 
 @pytest.mark.parametrize(

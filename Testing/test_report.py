@@ -115,7 +115,7 @@ def test_write_report_writes_all_files_and_a_reloadable_scene(truth_and_labels, 
     assert lines[2][0] == "pvc" and float(lines[2][4]) == pytest.approx(-10.0, rel=1e-5)
     document = json.loads(paths["json"].read_text())
     assert document["provenance"] == {"case": 7} and document["value_unit"] == "Bq/mL"
-    assert document["image_provenance"] == {"truth": {"generator": "test", "seed": 3}, "pvc": None}
+    assert document["image_provenance"] == {"truth": {PROVENANCE_KEY: {"generator": "test", "seed": 3}}, "pvc": {}}
     assert document["metrics"][0]["RC cube"] == pytest.approx(0.9)
     assert matplotlib.image.imread(paths["png"]).shape[0] >= 400
 

@@ -1,26 +1,34 @@
-"""``deepdosimetry demo-pvc`` (``make demo``): one simulated patient-like case through both PVC methods.
+"""``deepdosimetry demo-pvc`` (``make demo``): one simulated case through both PVC methods.
 
 The steps, each a library call used elsewhere in the project:
 
-1. a synthetic torso (:func:`DosimetryCore.phantoms.make_torso`: CT, organ labelmap, 177Lu-PSMA
-   activity with lesions) on the shipped DL-PVC model's network grid;
+1. a simulated case on the shipped DL-PVC model's network grid, one of :data:`CASES`:
+
+   - ``random`` (default): a case as DL-PVC is trained and tested on, and as seed 003 Fig. 4
+     shows one from its test set: random shapes of non-uniform 177Lu activity in a synthetic
+     torso (:func:`DLPVCLib.dataset.simulate_pvc_case`), the regions being the connected
+     components of the true activity. The seed is the case seed itself; the cases of a dataset
+     have 32-bit seeds drawn from its dataset seed, and the default 2024 is none of those of the
+     shipped model's training (dataset seed 2026, 320 cases) or held-out (2027, 66 cases) data;
+   - ``torso``: a patient-like 177Lu-PSMA distribution (:func:`DosimetryCore.phantoms.make_torso`:
+     organs with uptake over a soft-tissue background, and lesions), the regions being its organ
+     and lesion labels. The network never saw activity spread over the whole body in training,
+     so this case shows how the model carries over to a distribution unlike its training data;
+
 2. its SPECT (:func:`DosimetryCore.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
    collimator, Poisson noise) reconstructed by OSEM with resolution recovery (``osem_rr_noisy``,
    the input DL-PVC was trained on);
 3. DL-PVC (:func:`DLPVCLib.correction.correct_dl`, the hash-checked shipped model) and IY-PVC
-   (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the phantom's organ and lesion labels
-   as regions, the FWHM of the matched filter between the truth and the noise-free RR
-   reconstruction, as :mod:`DLPVCLib.evaluation` finds it for the held-out table);
+   (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the case's regions, the FWHM of the
+   matched filter between the truth and the noise-free RR reconstruction of the case);
 4. :func:`DosimetryCore.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
    recovery coefficient per segment, for no PVC, IY-PVC and DL-PVC), ``report.png`` (slices and a
    line profile: truth, no PVC, IY-PVC, DL-PVC, as seed 003 Fig. 4), ``report.mrb`` (a Slicer
    scene with every volume, the segmentation and the metrics table) and ``report.json``
    (metrics, units and provenance), plus each volume as NRRD.
 
-The phantom is patient-like (organs with uptake, lesions), not one of the random shapes the
-network was trained on, so it also shows how the model carries over to another kind of activity
-distribution. Everything follows from ``--seed``: the same seed on the same machine gives the
-same numbers.
+Everything follows from ``--case`` and ``--seed``: the same ones on the same machine give the same
+numbers.
 """
 
 from __future__ import annotations
@@ -36,18 +44,70 @@ import numpy as np
 import SimpleITK as sitk
 
 import DosimetryCore
-from DLPVCLib.correction import DEFAULT_MODEL, correct_dl, correct_iy, load_dlpvc_model, total_activity_bq
+from DLPVCLib.correction import (
+    DEFAULT_MODEL,
+    NetworkGrid,
+    correct_dl,
+    correct_iy,
+    load_dlpvc_model,
+    total_activity_bq,
+)
+from DLPVCLib.dataset import simulate_pvc_case
 from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
 from DosimetryCore import io, phantoms, report, simulation
+from DosimetryCore.device import resolve_device
 from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
 
 DEMO_SEED = 2024
 """Default seed of the demo case (anatomy, activity and Poisson noise)."""
 
+CASES = ("random", "torso")
+"""Kinds of demo case (see the module docstring); the first is the default."""
+
 IY_ITERATIONS = 10
 INPUT_KEY = "osem_rr_noisy"
 METHOD_NAMES = {"No PVC": "spect_rr", "IY-PVC": "pvc_iy", "DL-PVC": "pvc_dl"}
 """Method name in the report -> file stem of its volume in the output folder."""
+
+
+def _random_case(
+    seed: int, grid: NetworkGrid, acquisition: simulation.Acquisition, device: str | None, progress: ProgressCallback
+) -> dict[str, Any]:
+    """A seed-003 case (:func:`DLPVCLib.dataset.simulate_pvc_case`) on ``grid``: images, regions and provenance."""
+    if len(set(grid.size)) != 1 or len(set(grid.spacing_mm)) != 1:
+        raise ValueError(f"model: the random case needs a cubic network grid, the model's is {grid}")
+    case = simulate_pvc_case(
+        seed, grid.size[0], grid.spacing_mm[0], acquisition, device=resolve_device(device), progress=progress
+    )
+    labels = case.images["masks"]
+    count = int(sitk.GetArrayViewFromImage(labels).max())
+    return {
+        "truth": case.images["truth"],
+        "ct": case.images["ct"],
+        "spect": case.images,
+        "labels": labels,
+        "names": {label: f"region {label}" for label in range(1, count + 1)},
+        "provenance": case.provenance,
+    }
+
+
+def _torso_case(
+    seed: int, grid: NetworkGrid, acquisition: simulation.Acquisition, device: str | None, progress: ProgressCallback
+) -> dict[str, Any]:
+    """A 177Lu-PSMA torso phantom on ``grid`` with its SPECT: images, organ and lesion labels and provenance."""
+    phantom = phantoms.make_torso(grid.size, grid.spacing_mm, seed=seed, tracer="PSMA")
+    spect = simulation.simulate_spect(phantom.activity, phantom.ct, acquisition, seed=seed, device=device,
+                                      progress=progress)
+    present = set(np.unique(sitk.GetArrayViewFromImage(phantom.labels)).tolist())
+    names = {label: name for label, name in phantom.label_names.items() if label > 0 and label in present}
+    return {
+        "truth": phantom.activity,
+        "ct": phantom.ct,
+        "spect": spect,
+        "labels": phantom.labels,
+        "names": names,
+        "provenance": phantom.provenance,
+    }
 
 
 def run_demo(
@@ -57,55 +117,60 @@ def run_demo(
     models_folder: str | Path | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
+    case: str = CASES[0],
 ) -> dict[str, Any]:
-    """Simulate a case, correct it with DL-PVC and IY-PVC and write the report into ``out_dir``.
+    """Simulate a ``case`` (one of :data:`CASES`), correct it with DL-PVC and IY-PVC, write the report into ``out_dir``.
 
     Returns:
         ``{"metrics": rows of metrics.csv, "paths": {name: path written}, "provenance": {...}}``.
 
     Raises:
         ValueError: no model ``model_name`` installed (or its weights fail the hash check), a
-            negative seed.
+            negative seed, an unknown case.
     """
     step = progress or no_progress
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    if case not in CASES:
+        raise ValueError(f"case: unknown {case!r}; choose one of {', '.join(CASES)}")
     started = time.perf_counter()
     step(0.0, f"Loading DL-PVC model {model_name}")
     model = load_dlpvc_model(model_name, models_folder, device)
     grid = model.grid
-    step(0.02, f"Torso phantom on the {'x'.join(map(str, grid.size))} grid of {grid.spacing_mm[0]:g} mm")
-    phantom = phantoms.make_torso(grid.size, grid.spacing_mm, seed=seed, tracer="PSMA")
+    step(0.02, f"Simulating a {case} case on the {'x'.join(map(str, grid.size))} grid of {grid.spacing_mm[0]:g} mm")
     acquisition = simulation.Acquisition()
-    spect = simulation.simulate_spect(
-        phantom.activity, phantom.ct, acquisition, seed=seed, device=device, progress=sub_progress(step, 0.05, 0.6)
-    )
-    truth, rr = phantom.activity, spect[INPUT_KEY]
+    simulate = _random_case if case == "random" else _torso_case
+    simulated = simulate(seed, grid, acquisition, device, sub_progress(step, 0.05, 0.6))
+    truth, rr = simulated["truth"], simulated["spect"][INPUT_KEY]
+    labels, names = simulated["labels"], simulated["names"]
     step(0.6, "IY-PVC: matched-filter FWHM of the RR reconstruction")
-    fwhm = matched_filter_fwhm(truth, spect["osem_rr_noise_free"], 2.0 * system_fwhm_mm(acquisition))
-    present = set(np.unique(sitk.GetArrayViewFromImage(phantom.labels)).tolist())
-    names = {label: name for label, name in phantom.label_names.items() if label > 0 and label in present}
-    iy = correct_iy(rr, phantom.labels, names, (fwhm,) * 3, IY_ITERATIONS, sub_progress(step, 0.62, 0.8))
+    fwhm = matched_filter_fwhm(truth, simulated["spect"]["osem_rr_noise_free"], 2.0 * system_fwhm_mm(acquisition))
+    iy = correct_iy(rr, labels, names, (fwhm,) * 3, IY_ITERATIONS, sub_progress(step, 0.62, 0.8))
     dl = correct_dl(rr, model, progress=sub_progress(step, 0.8, 0.9))
     estimates = {"No PVC": rr, "IY-PVC": iy, "DL-PVC": dl}
     provenance = {
-        "command": f"deepdosimetry demo-pvc --seed {seed} --model {model_name}",
+        "command": f"deepdosimetry demo-pvc --case {case} --seed {seed} --model {model_name}",
         "deepdosimetry": DosimetryCore.__version__,
+        "case": case,
         "seed": seed,
-        "phantom": phantom.provenance,
+        "phantom": simulated["provenance"],
         "acquisition": asdict(acquisition),
         "input": INPUT_KEY,
         "model": {"name": model.name, "weights_sha256": model.card.get("weights_sha256")},
-        "iy_pvc": {"iterations": IY_ITERATIONS, "fwhm_mm": fwhm, "fwhm_source": "matched filter, osem_rr_noise_free"},
+        "iy_pvc": {
+            "iterations": IY_ITERATIONS,
+            "fwhm_mm": fwhm,
+            "fwhm_source": "matched filter, osem_rr_noise_free",
+            "regions": "connected components of the true activity" if case == "random" else "organ and lesion labels",
+        },
         "total_activity_mbq": {name: total_activity_bq(image) / 1e6 for name, image in estimates.items()},
     }
     step(0.9, "Writing metrics, figure and Slicer scene")
-    labels = phantom.labels
     paths = report.write_report(
-        out_dir, truth, estimates, labels, names, extra_volumes={"CT": phantom.ct}, provenance=provenance
+        out_dir, truth, estimates, labels, names, extra_volumes={"CT": simulated["ct"]}, provenance=provenance
     )
     out = Path(out_dir)
-    volumes = {"truth": truth, "ct": phantom.ct, "labels": labels} | {
+    volumes = {"truth": truth, "ct": simulated["ct"], "labels": labels} | {
         stem: estimates[method] for method, stem in METHOD_NAMES.items()
     }
     for stem, image in volumes.items():
@@ -125,7 +190,7 @@ def _print_summary(result: dict[str, Any]) -> None:
     provenance = result["provenance"]
     print(
         f"model {provenance['model']['name']} (sha256 {str(provenance['model']['weights_sha256'])[:12]}), "
-        f"IY-PVC FWHM {provenance['iy_pvc']['fwhm_mm']:.2f} mm, seed {provenance['seed']}, "
+        f"IY-PVC FWHM {provenance['iy_pvc']['fwhm_mm']:.2f} mm, {provenance['case']} case, seed {provenance['seed']}, "
         f"{provenance['wall_time_s']:.0f} s"
     )
     print("wrote " + ", ".join(str(path) for path in result["paths"].values()))
@@ -133,7 +198,13 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 def _run_demo(arguments: argparse.Namespace) -> int:
     result = run_demo(
-        arguments.out, arguments.seed, arguments.model, arguments.models_dir, arguments.device, terminal_progress()
+        arguments.out,
+        arguments.seed,
+        arguments.model,
+        arguments.models_dir,
+        arguments.device,
+        terminal_progress(),
+        arguments.case,
     )
     _print_summary(result)
     return 0
@@ -142,7 +213,13 @@ def _run_demo(arguments: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
     command = subparsers.add_parser(
-        "demo-pvc", help="simulate a torso case, apply DL-PVC and IY-PVC, write metrics, figure and Slicer scene"
+        "demo-pvc", help="simulate a case, apply DL-PVC and IY-PVC, write metrics, figure and Slicer scene"
+    )
+    command.add_argument(
+        "--case",
+        choices=CASES,
+        default=CASES[0],
+        help="random: random shapes as in training (seed 003 Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
     )
     command.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     command.add_argument("--seed", type=int, default=DEMO_SEED, help=f"case seed (default {DEMO_SEED})")

@@ -10,7 +10,11 @@ supplement, which this project does not have), so these are this project's choic
   truth's maximum (per sample, so every case weighs the same whatever its total activity and the
   loss is dimensionless). L1 is the loss of the fastMRI U-Net that seed 003's U-Net is based on,
   and it rewards voxels that are exactly right, which is what seed 003's VAA metric counts;
-  ``--loss mse`` gives the squared error instead.
+  ``--loss mse`` gives the squared error instead, and ``--loss l1+ssim`` adds
+  :data:`SSIM_LOSS_WEIGHT` x (1 - SSIM), SSIM being seed 003's metric itself (3D Gaussian window,
+  averaged over the true active region, data range the truth's maximum:
+  :func:`DosimetryCore.losses.masked_ssim`), which L1 alone does not reward for the structure of
+  the image.
 - normalisation layers: instance normalisation in R2U-Net (``--norm instance``), as in the
   fastMRI U-Net seed 003 builds on; Alom et al.'s batch normalisation (``--norm batch``) fails
   here: with 2 full-field volumes per batch its running statistics do not fit single cases, and
@@ -25,6 +29,9 @@ supplement, which this project does not have), so these are this project's choic
   need; with the few hundred cases a CPU can simulate and train on it stands each case for 8.
 - train/validation split: the dataset manifest's (:func:`DLPVCLib.dataset.split_of`); the test
   split is never touched here.
+- fine-tuning: ``--init-model NAME`` starts from the weights of an installed model (same
+  architecture) instead of random ones; the summary and the model card then record that model's
+  own training as the first stage (:func:`initial_model`).
 
 The run writes into the checkpoint folder: ``latest.pt`` and ``best.pt``
 (:func:`DosimetryCore.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
@@ -53,22 +60,41 @@ from torch.nn import functional
 import DosimetryCore
 from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, PVCDataset, manifest_sha256
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
-from DosimetryCore import models
+from DosimetryCore import losses, models
 from DosimetryCore.device import resolve_device
 from DosimetryCore.progress import ProgressCallback, terminal_progress
 from DosimetryCore.training import LR_SCHEDULES, LossFunction, TrainingResult, plot_loss_curve, seed_everything, train
 
-LOSSES = {"l1": functional.l1_loss, "mse": functional.mse_loss}
+SSIM_LOSS_WEIGHT = 0.02
+"""Weight of 1 - SSIM next to L1 in the ``l1+ssim`` loss.
+
+With the images divided by the truth's maximum, L1 over the whole field of view of a trained
+network is about 4e-4 (most voxels hold no activity) and 1 - SSIM inside the active region about
+0.07 (``dlpvc-r2unet`` after L1 training, 64^3 test cases), so the SSIM term weighs about three
+times the L1 term: it drives the structure, L1 still holds the values and the background.
+"""
+
+
+def _l1_ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 + :data:`SSIM_LOSS_WEIGHT` x (1 - SSIM over ``target > 0``) of images divided by the truth's maximum."""
+    similarity = losses.masked_ssim(prediction, target, target > 0, 1.0)
+    return functional.l1_loss(prediction, target) + SSIM_LOSS_WEIGHT * (1.0 - similarity).mean()
+
+
+LOSSES = {"l1": functional.l1_loss, "mse": functional.mse_loss, "l1+ssim": _l1_ssim}
 """Loss functions by name, applied to images divided by the truth's maximum (:func:`normalised_loss`)."""
+LOSS_DESCRIPTIONS = {"l1+ssim": f"l1 + {SSIM_LOSS_WEIGHT:g} x (1 - SSIM inside the true active region)"}
+"""How the summary and the model card name a loss, where its name alone does not say it all."""
 
 SUMMARY_FILE = "training_summary.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 
 DEFAULTS = {"epochs": 100, "batch_size": 2, "lr": 1e-3, "lr_schedule": "plateau", "loss": "l1", "seed": 0}
+"""Default training settings (see the module docstring for why)."""
+
 NORMS = ("instance", "batch")
 DEFAULT_NORM = {"r2unet": "instance"}
 """Normalisation used when none is given, per architecture (others keep their constructor's default)."""
-"""Default training settings (see the module docstring for why)."""
 
 
 @dataclass
@@ -183,6 +209,34 @@ def _build(arch: str, channels: Sequence[int] | None, norm: str | None) -> DLPVC
         raise ValueError(f"norm: {arch} has no normalisation option ({error})") from error
 
 
+STAGE_FIELDS = ("trained_utc", "training_data", "training_command", "hardware", "wall_time_s", "epochs", "loss",
+                "augmentation", "initialised_from")
+"""Card fields of an initial model that its fine-tuned successor records (``initialised_from``)."""
+
+
+def initial_model(model: DLPVCModel, name: str, folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load installed model ``name``'s weights into ``model`` to fine-tune it; returns how ``name`` was trained.
+
+    Returns:
+        ``{"name", "weights_sha256"}`` and the card's :data:`STAGE_FIELDS` (its own data, command,
+        hardware, wall time and epochs; an ``initialised_from`` of its own keeps the whole chain).
+
+    Raises:
+        ValueError: no such model, weights failing their hash check, or a card architecture other
+            than ``model``'s (``--arch``, ``--channels`` and ``--norm`` must match it or be left out).
+    """
+    source, card = models.load_model(name, DLPVCModel.from_config, "cpu", folder)
+    if card["architecture"] != model.config:
+        raise ValueError(
+            f"init-model: {name} is {card['architecture']}, not the {model.config} asked for; "
+            "leave out --arch, --channels and --norm or make them match"
+        )
+    model.load_state_dict(source.state_dict())
+    return {"name": name, "weights_sha256": card["weights_sha256"]} | {
+        key: card[key] for key in STAGE_FIELDS if key in card
+    }
+
+
 def train_dlpvc(
     data: str | os.PathLike,
     checkpoint_dir: str | os.PathLike,
@@ -200,6 +254,8 @@ def train_dlpvc(
     flips: bool = True,
     patience: int | None = None,
     resume: bool = False,
+    init_model: str | None = None,
+    models_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     command: str | None = None,
     progress: ProgressCallback | None = None,
@@ -213,21 +269,26 @@ def train_dlpvc(
         norm: ``"instance"`` or ``"batch"`` normalisation layers (``None``: :data:`DEFAULT_NORM`,
             instance for R2U-Net; the attention U-Net takes none).
         input_key: the reconstruction to correct, one of :data:`DLPVCLib.dataset.RECONSTRUCTIONS`.
-        loss: ``"l1"`` or ``"mse"`` (:func:`normalised_loss`).
+        loss: ``"l1"``, ``"mse"`` or ``"l1+ssim"`` (:func:`normalised_loss`).
         flips: augment the training cases with random mirroring along z, y and x
             (:class:`~DLPVCLib.dataset.PVCDataset` ``flips``); validation cases are never flipped.
         epochs, batch_size, lr, lr_schedule, seed, resume, device, progress: as in
             :func:`DosimetryCore.training.train`; ``patience`` is its ``early_stop_patience``.
+        init_model: start from this installed model's weights (:func:`initial_model`) instead of
+            random ones; ``models_dir`` is the registry folder it is read from (default
+            ``Resources/Models``).
         command: the command line to record in the summary.
 
     Returns:
         :class:`TrainingRun`. The summary (also in ``training_summary.json``) holds the model
         configuration and size, the data (folder, manifest sha256, cases per split, input), the
-        settings, the history, best epoch, wall time (s) and the hardware.
+        settings, the history, best epoch, wall time (s), the hardware and ``initialised_from``
+        (:func:`initial_model`'s record, or ``None``).
 
     Raises:
         ValueError: missing or incomplete data, an empty train or val split, unknown
-            architecture, input or loss, a grid the network cannot take, a refused checkpoint.
+            architecture, input or loss, a grid the network cannot take, a refused checkpoint,
+            an initial model that is not installed or of another architecture.
     """
     loss_fn = normalised_loss(loss)
     train_set = PVCDataset(data, "train", input_key, flips=flips)
@@ -240,6 +301,7 @@ def train_dlpvc(
             f"data: the {size}^3 grid is not a multiple of {model.required_multiple}, which {arch} with channels "
             f"{model.config.get('channels', 'default')} needs; simulate another --size or give fewer --channels"
         )
+    initialised_from = None if init_model is None else initial_model(model, init_model, models_dir)
     checkpoint_dir = Path(checkpoint_dir)
     settings = {"lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed}
     started = time.perf_counter()
@@ -259,7 +321,7 @@ def train_dlpvc(
     run_time = time.perf_counter() - started
     curve = plot_loss_curve(result.history, checkpoint_dir / LOSS_CURVE_FILE)
     training = {
-        "loss": f"{loss} of prediction and truth divided by the truth's maximum",
+        "loss": f"{LOSS_DESCRIPTIONS.get(loss, loss)} of prediction and truth divided by the truth's maximum",
         "optimiser": "Adam",
         "augmentation": "random mirroring along z, y and x" if flips else "none",
         **settings,
@@ -278,6 +340,7 @@ def train_dlpvc(
             "history": result.history,
         },
         "hardware": hardware_description(device),
+        "initialised_from": initialised_from,
         "versions": _versions(),
         "command": command,
         "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
@@ -306,9 +369,20 @@ def departures_from_seed_003(summary: dict[str, Any]) -> list[str]:
     if cases < SEED_003_TRAINING["cases"]:
         notes.append(f"{cases} simulated training and validation cases, not seed 003's 10,000")
     if str(summary["hardware"]).startswith("cpu"):
-        notes.append("trained on a CPU (no GPU was available), at a grid and data size a CPU trains in about an hour")
+        hours = total_training(summary)[1] / 3600.0
+        notes.append(f"trained on a CPU (no GPU was available), {hours:.1f} h in all, at a grid and data size to match")
     notes.append("analytic torso phantoms, not XCAT; scatter neither simulated nor corrected")
     return notes
+
+
+def total_training(summary: dict[str, Any]) -> tuple[int, float]:
+    """Epochs and wall time (s) of a run together with every stage it was fine-tuned from."""
+    epochs, seconds = summary["result"]["epochs_run"], summary["result"]["wall_time_s"]
+    stage = summary.get("initialised_from")
+    while stage:
+        epochs, seconds = epochs + stage["epochs"], seconds + stage["wall_time_s"]
+        stage = stage.get("initialised_from")
+    return epochs, seconds
 
 
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
@@ -316,9 +390,12 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
 
     ``grid`` is the training grid (x, y, z voxels and mm), which :mod:`DLPVCLib.correction` resamples
     a SPECT onto. ``metrics`` and ``baselines`` are empty: :mod:`DLPVCLib.evaluation` fills them with the
-    held-out results (``evaluate-pvc --update-card``).
+    held-out results (``evaluate-pvc --update-card``). ``epochs`` and ``wall_time_s`` are this run's;
+    a fine-tuned model's card adds ``initialised_from`` (how its initial model was trained) and
+    ``total_epochs`` / ``total_wall_time_s`` over all stages.
     """
     data = summary["data"]
+    total_epochs, total_seconds = total_training(summary)
     return {
         "architecture": summary["model"]["config"],
         "training_data": {
@@ -345,6 +422,9 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "parameters": summary["model"]["parameters"],
         "augmentation": summary["training"].get("augmentation", "none"),
         "departures_from_seed_003": departures_from_seed_003(summary),
+        "initialised_from": summary.get("initialised_from"),
+        "total_epochs": total_epochs,
+        "total_wall_time_s": total_seconds,
     }
 
 
@@ -363,6 +443,8 @@ def _command_line(arguments: argparse.Namespace) -> str:
         words += ["--norm", arguments.norm]
     if arguments.patience is not None:
         words += ["--patience", arguments.patience]
+    if arguments.init_model:
+        words += ["--init-model", arguments.init_model]
     if arguments.resume:
         words.append("--resume")
     if arguments.save_model:
@@ -390,6 +472,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         flips=not arguments.no_flips,
         patience=arguments.patience,
         resume=arguments.resume,
+        init_model=arguments.init_model,
+        models_dir=arguments.models_dir,
         device=arguments.device,
         command=_command_line(arguments),
         progress=terminal_progress(),
@@ -419,6 +503,9 @@ def register(train_subparsers: argparse._SubParsersAction) -> None:
         "--input", default="osem_rr_noisy", help=f"reconstruction to correct: {', '.join(RECONSTRUCTIONS)}"
     )
     command.add_argument("--loss", default=DEFAULTS["loss"], help=f"{', '.join(LOSSES)} (default l1)")
+    command.add_argument(
+        "--init-model", metavar="NAME", help="fine-tune: start from this installed model's weights (same architecture)"
+    )
     command.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default 100")
     command.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default 2")
     command.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")

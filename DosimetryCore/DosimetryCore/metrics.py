@@ -43,7 +43,7 @@ SSIM_K2 = 0.03
 SSIM_SIGMA = 1.5
 """Standard deviation of the SSIM Gaussian window in voxels (Wang et al. 2004)."""
 
-_SSIM_TRUNCATE = 3.5
+SSIM_TRUNCATE = 3.5
 """Gaussian truncation in sigmas: radius int(3.5 * 1.5 + 0.5) = 5, the 11-voxel window of Wang et al."""
 
 VAA_ALPHA = 0.05
@@ -141,7 +141,7 @@ def ssim_map(estimate: Any, truth: Any, *, data_range: float, sigma: float = SSI
     ref = ref / scale
 
     def local_mean(image: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(image, sigma, mode="reflect", truncate=_SSIM_TRUNCATE)
+        return ndimage.gaussian_filter(image, sigma, mode="reflect", truncate=SSIM_TRUNCATE)
 
     mu_e = local_mean(est)
     mu_t = local_mean(ref)

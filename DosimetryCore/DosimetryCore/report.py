@@ -30,7 +30,8 @@ from DosimetryCore import io, metrics
 from DosimetryCore.volume import (
     ACTIVITY_UNIT,
     LABEL_NAMES_KEY,
-    PROVENANCE_KEY,
+    QUANTITY_KEY,
+    UNIT_KEY,
     require_image,
     require_same_geometry,
     unit_of,
@@ -41,6 +42,10 @@ METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
 
 TRUTH_NAME = "truth"
 """Name of the ground-truth volume in the scene and figure; no method may use it."""
+
+_PROVENANCE_PREFIX = "deepdosimetry."
+_DESCRIPTIVE_KEYS = (UNIT_KEY, QUANTITY_KEY, LABEL_NAMES_KEY)
+"""Project metadata keys that describe the values rather than how the image was made."""
 
 _AXES = {"z": 0, "y": 1, "x": 2}
 
@@ -233,15 +238,22 @@ def report_figure(
     return path_png
 
 
-def _image_provenance(image: sitk.Image) -> Any:
-    """The image's :data:`PROVENANCE_KEY` metadata, parsed when it is JSON; None without it."""
-    if not image.HasMetaDataKey(PROVENANCE_KEY):
-        return None
-    text = image.GetMetaData(PROVENANCE_KEY)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+def _image_provenance(image: sitk.Image) -> dict[str, Any]:
+    """Every provenance record the image carries: metadata key -> value (parsed when JSON).
+
+    The project's modules record how an image was made under keys of their own
+    (``deepdosimetry.provenance``, ``deepdosimetry.simulation``, ``deepdosimetry.pvc``, ...): every
+    ``deepdosimetry.`` key except the unit, the quantity and the label names is kept.
+    """
+    records = {}
+    for key in image.GetMetaDataKeys():
+        if key.startswith(_PROVENANCE_PREFIX) and key not in _DESCRIPTIVE_KEYS:
+            text = image.GetMetaData(key)
+            try:
+                records[key] = json.loads(text)
+            except ValueError:
+                records[key] = text
+    return records
 
 
 def _write_csv(rows: Sequence[Mapping[str, Any]], units: Mapping[str, str], path: Path) -> Path:
@@ -268,7 +280,8 @@ def write_report(
     The scene holds the truth (volume ``truth``), each estimate (named after its method), the
     ``extra_volumes`` (any 3D images, e.g. CT), the labelmap as segmentation ``segments`` when
     given and the metrics as table ``metrics`` (with units). ``report.json`` holds the rows, the
-    units, ``provenance`` (JSON-serialisable) and each input image's own provenance metadata.
+    units, ``provenance`` (JSON-serialisable) and each input image's own provenance records
+    (metadata key -> record, :func:`_image_provenance`).
     Everything is validated and built before the first file is written: on ValueError nothing is.
 
     Returns:
