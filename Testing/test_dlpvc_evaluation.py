@@ -89,6 +89,10 @@ def test_iy_fwhm_is_calibrated_on_validation_cases_only(result):
     assert settings["iy_fwhm_mm"] == pytest.approx(settings["iy_fwhm_per_calibration_case_mm"][0])
     assert 5 < settings["iy_fwhm_mm"] < settings["system_fwhm_at_radius_mm"]
     assert settings["split"] == "test" and settings["n_cases"] == 2 and settings["iy_iterations"] == 10
+    assert settings["simulated_with"] == (
+        f"deepdosimetry simulate-pvc --n {N} --seed {SEED} --size 32 --spacing-mm 19.2 --views 12 "
+        "--total-activity-mbq 300 3000"
+    )
 
 
 def test_matched_filter_finds_a_known_blur_and_the_system_fwhm():

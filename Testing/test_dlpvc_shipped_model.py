@@ -58,17 +58,24 @@ def test_the_model_ships_with_weights_under_50_mb_and_a_complete_card(shipped):
     assert shipped.grid.size[0] % shipped.network.required_multiple == 0
 
 
-def test_the_card_holds_the_held_out_table_and_dl_pvc_beats_both_baselines_there(shipped):
+def test_the_card_holds_the_held_out_table_and_states_where_dl_pvc_falls_short(shipped):
+    """Seed 003's Table 1 on >= 50 held-out cases: DL-PVC beats no PVC on every metric and IY-PVC on NRMSE
+    and VAA; any metric where it does not beat IY-PVC is named in the card's limitations."""
     card = shipped.card
     evaluation = card["evaluation"]
     assert evaluation["split"] == "test" and evaluation["input"] == "osem_rr_noisy"
     assert evaluation["n_cases"] >= 50
+    assert evaluation["simulated_with"].startswith("deepdosimetry simulate-pvc ")
+    assert evaluation["manifest_sha256"] != card["training_data"]["manifest_sha256"]
     dl, none, iy = card["metrics"], card["baselines"]["no PVC"], card["baselines"]["IY-PVC"]
+    assert dl["ssim"] > none["ssim"]
     for baseline in (none, iy):
-        assert dl["ssim"] > baseline["ssim"]
         assert dl["nrmse_percent"] < baseline["nrmse_percent"]
         assert dl["vaa_percent"] > baseline["vaa_percent"]
     assert dl["ad_percent"] == pytest.approx(none["ad_percent"], abs=1e-3)  # activity conservation
+    if dl["ssim"] <= iy["ssim"]:
+        limitations = " ".join(card["limitations"])
+        assert "not IY-PVC on SSIM" in limitations and f"{dl['ssim']:.3f} against {iy['ssim']:.3f}" in limitations
 
 
 def test_shipped_weights_beat_no_pvc_on_freshly_simulated_cases(fresh):

@@ -324,6 +324,20 @@ def build_manifest(
     }
 
 
+def simulate_command(manifest: dict[str, Any]) -> str:
+    """The ``simulate-pvc`` command line that writes the dataset of ``manifest``."""
+    low, high = manifest["total_activity_range_mbq"]
+    command = (
+        f"deepdosimetry simulate-pvc --n {manifest['n']} --seed {manifest['dataset_seed']} --size {manifest['size']} "
+        f"--spacing-mm {manifest['spacing_mm']:g} --views {manifest['acquisition']['views']} "
+        f"--total-activity-mbq {low:g} {high:g}"
+    )
+    fractions = manifest.get("split_fractions", list(SPLIT_FRACTIONS))
+    if list(fractions) != list(SPLIT_FRACTIONS):
+        command += " --split-fractions " + " ".join(f"{value:g}" for value in fractions)
+    return command
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     """The manifest of a dataset folder; ValueError when the folder or a valid manifest is missing."""
     folder = Path(folder)

@@ -42,7 +42,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
-from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256
+from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore import metrics, models
@@ -229,6 +229,7 @@ def evaluate(
     settings = {
         "data": str(Path(folder).resolve()),
         "manifest_sha256": manifest_sha256(folder),
+        "simulated_with": simulate_command(data.manifest),
         "split": split,
         "n_cases": len(data),
         "input": input_key,

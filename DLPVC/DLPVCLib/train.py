@@ -58,7 +58,7 @@ import torch
 from torch.nn import functional
 
 import DosimetryCore
-from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, PVCDataset, manifest_sha256
+from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DosimetryCore import losses, models
 from DosimetryCore.device import resolve_device
@@ -153,20 +153,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _simulate_command(manifest: dict[str, Any]) -> str:
-    """The ``simulate-pvc`` command line that writes the dataset of ``manifest``."""
-    low, high = manifest["total_activity_range_mbq"]
-    command = (
-        f"deepdosimetry simulate-pvc --n {manifest['n']} --seed {manifest['dataset_seed']} --size {manifest['size']} "
-        f"--spacing-mm {manifest['spacing_mm']:g} --views {manifest['acquisition']['views']} "
-        f"--total-activity-mbq {low:g} {high:g}"
-    )
-    fractions = manifest.get("split_fractions", list(SPLIT_FRACTIONS))
-    if list(fractions) != list(SPLIT_FRACTIONS):
-        command += " --split-fractions " + " ".join(f"{value:g}" for value in fractions)
-    return command
-
-
 def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training: dict[str, Any]) -> dict[str, Any]:
     """What is trained, on which data and how: the first part of the training summary."""
     manifest = train_set.manifest
@@ -181,7 +167,7 @@ def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training:
         "data": {
             "folder": str(train_set.folder.resolve()),
             "manifest_sha256": manifest_sha256(train_set.folder),
-            "simulated_with": _simulate_command(manifest),
+            "simulated_with": simulate_command(manifest),
             "dataset_seed": manifest["dataset_seed"],
             "size": manifest["size"],
             "spacing_mm": manifest["spacing_mm"],
