@@ -76,7 +76,7 @@ def test_iy_with_a_labelmap_writes_the_corrected_image_and_the_table(files, caps
 
 def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     _, seg, out = files
-    save_tiny_model(resources / "Models")
+    save_tiny_model(resources / "Models", extra={"limitations": ["untrained test network"]})
     spect = io.write_image(odd_image(), out.parent / "in" / "odd.nrrd")
     arguments = ["pvc", "--input", str(spect), "--method", "dl", "--device", "cpu", "--output", str(out / "dl.nrrd")]
     assert cli.main(arguments) == 0
@@ -86,7 +86,10 @@ def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     assert correction.total_activity_bq(corrected) == pytest.approx(correction.total_activity_bq(original), rel=1e-6)
     provenance = json.loads(corrected.GetMetaData("deepdosimetry.pvc"))
     assert provenance["model_name"] == correction.DEFAULT_MODEL
-    assert "DL-PVC, total activity" in capsys.readouterr().out
+    assert provenance["model_limitations"] == ["untrained test network"]
+    printed = capsys.readouterr()
+    assert "DL-PVC, total activity" in printed.out
+    assert f"note ({correction.DEFAULT_MODEL} model card): untrained test network" in printed.err
     assert sorted(path.name for path in out.iterdir()) == ["dl.nrrd"]
 
 

@@ -31,11 +31,13 @@ CARD_FIELDS = {
 }
 
 
-def save_tiny_model(folder: Path, name: str = correction.DEFAULT_MODEL, grid: dict | None = TINY_GRID) -> Path:
-    """An untrained two-level R2U-Net DL-PVC model in the registry ``folder``, trained on ``grid``."""
+def save_tiny_model(
+    folder: Path, name: str = correction.DEFAULT_MODEL, grid: dict | None = TINY_GRID, extra: dict | None = None
+) -> Path:
+    """An untrained two-level R2U-Net DL-PVC model in ``folder``, trained on ``grid``, with ``extra`` card fields."""
     torch.manual_seed(0)
     network = DLPVCModel("r2unet", channels=(2, 4)).eval()
-    fields = {"architecture": network.config, **CARD_FIELDS, **({"grid": grid} if grid else {})}
+    fields = {"architecture": network.config, **CARD_FIELDS, **({"grid": grid} if grid else {}), **(extra or {})}
     return models.save_model(network, name, fields, folder=folder)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
     else:
         model = load_dlpvc_model(arguments.model, device=arguments.device)
         corrected = correct_dl(image, model, progress=progress)
+        for limitation in model.card.get("limitations", []):
+            print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
     path = io.write_image(corrected, arguments.output)
     print(

@@ -351,6 +351,7 @@ def _dl_provenance(
         "model_name": model.name,
         "model_sha256": model.card["weights_sha256"],
         "architecture": model.card["architecture"],
+        "model_limitations": list(model.card.get("limitations", [])),
         "grid": {
             "size": list(grid.size),
             "spacing_mm": list(grid.spacing_mm),
