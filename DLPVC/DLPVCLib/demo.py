@@ -61,9 +61,6 @@ from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, 
 DEMO_SEED = 2024
 """Default seed of the demo case (anatomy, activity and Poisson noise)."""
 
-CASES = ("random", "torso")
-"""Kinds of demo case (see the module docstring); the first is the default."""
-
 IY_ITERATIONS = 10
 INPUT_KEY = "osem_rr_noisy"
 METHOD_NAMES = {"No PVC": "spect_rr", "IY-PVC": "pvc_iy", "DL-PVC": "pvc_dl"}
@@ -87,6 +84,7 @@ def _random_case(
         "spect": case.images,
         "labels": labels,
         "names": {label: f"region {label}" for label in range(1, count + 1)},
+        "regions": "connected components of the true activity",
         "provenance": case.provenance,
     }
 
@@ -106,8 +104,14 @@ def _torso_case(
         "spect": spect,
         "labels": phantom.labels,
         "names": names,
+        "regions": "organ and lesion labels",
         "provenance": phantom.provenance,
     }
+
+
+_SIMULATORS = {"random": _random_case, "torso": _torso_case}
+CASES = tuple(_SIMULATORS)
+"""Kinds of demo case (see the module docstring); the first is the default."""
 
 
 def run_demo(
@@ -139,8 +143,7 @@ def run_demo(
     grid = model.grid
     step(0.02, f"Simulating a {case} case on the {'x'.join(map(str, grid.size))} grid of {grid.spacing_mm[0]:g} mm")
     acquisition = simulation.Acquisition()
-    simulate = _random_case if case == "random" else _torso_case
-    simulated = simulate(seed, grid, acquisition, device, sub_progress(step, 0.05, 0.6))
+    simulated = _SIMULATORS[case](seed, grid, acquisition, device, sub_progress(step, 0.05, 0.6))
     truth, rr = simulated["truth"], simulated["spect"][INPUT_KEY]
     labels, names = simulated["labels"], simulated["names"]
     step(0.6, "IY-PVC: matched-filter FWHM of the RR reconstruction")
@@ -161,7 +164,7 @@ def run_demo(
             "iterations": IY_ITERATIONS,
             "fwhm_mm": fwhm,
             "fwhm_source": "matched filter, osem_rr_noise_free",
-            "regions": "connected components of the true activity" if case == "random" else "organ and lesion labels",
+            "regions": simulated["regions"],
         },
         "total_activity_mbq": {name: total_activity_bq(image) / 1e6 for name, image in estimates.items()},
     }
