@@ -43,7 +43,7 @@ def mean_metrics(estimates: list[np.ndarray], truths: list[np.ndarray]) -> dict[
     return {key: float(np.mean([row[key] for row in rows])) for key in METRICS}
 
 
-def row(label: str, values: dict[str, float]) -> str:
+def table_row(label: str, values: dict[str, float]) -> str:
     """One markdown table row: label, SSIM, NRMSE (%), VAA (%)."""
     return f"| {label} | {values['ssim']:.4f} | {values['nrmse_percent']:.2f} | {values['vaa_percent']:.2f} |"
 
@@ -93,9 +93,9 @@ def main() -> None:
     print(f"{arguments.model} on the first {arguments.cases} training cases of {arguments.data}")
     print(f"Adam lr {arguments.lr:g}, loss {arguments.loss}, seed {arguments.seed}, device {device}")
     print("\n| method (step, s) | SSIM | NRMSE (%) | VAA (%) |\n|---|---|---|---|")
-    print(row("None", mean_metrics([x[0].numpy() for x, _ in pairs], truths)))
-    print(row(f"IY-PVC ({fwhm:.2f} mm)", mean_metrics(iy, truths)))
-    print(row("DL-PVC (0, 0)", dl_metrics()), flush=True)
+    print(table_row("None", mean_metrics([x[0].numpy() for x, _ in pairs], truths)))
+    print(table_row(f"IY-PVC ({fwhm:.2f} mm)", mean_metrics(iy, truths)))
+    print(table_row("DL-PVC (0, 0)", dl_metrics()), flush=True)
     loss_function = normalised_loss(arguments.loss)
     optimiser = torch.optim.Adam(model.parameters(), lr=arguments.lr)
     model.train()
@@ -108,9 +108,9 @@ def main() -> None:
             optimiser.step()
             step += 1
             if step % arguments.every == 0:
-                print(row(f"DL-PVC ({step}, {time.perf_counter() - started:.0f})", dl_metrics()), flush=True)
+                print(table_row(f"DL-PVC ({step}, {time.perf_counter() - started:.0f})", dl_metrics()), flush=True)
     if step % arguments.every:
-        print(row(f"DL-PVC ({step}, {time.perf_counter() - started:.0f})", dl_metrics()))
+        print(table_row(f"DL-PVC ({step}, {time.perf_counter() - started:.0f})", dl_metrics()))
 
 
 if __name__ == "__main__":
