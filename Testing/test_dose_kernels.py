@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from DosimetryCore.dose import electrons, kernels
+from DosimetryCore.dose import electron_physics, electrons, kernels
 from DosimetryCore.nuclides import load_nuclide
 from DosimetryCore.resources import kernels_dir
 from DosimetryCore.volume import unit_of
@@ -42,9 +42,9 @@ def electron_MeV_per_decay() -> float:
 
 
 def test_stopping_power_and_csda_range_match_estar():
-    stopping = electrons.collision_stopping_power_MeV_cm2_per_g(ESTAR_MEV)
+    stopping = electron_physics.collision_stopping_power_MeV_cm2_per_g(ESTAR_MEV)
     np.testing.assert_allclose(stopping, ESTAR_COLLISION_MEV_CM2_PER_G, rtol=0.005)
-    np.testing.assert_allclose(electrons.csda_range_g_per_cm2(ESTAR_MEV), ESTAR_CSDA_G_PER_CM2, rtol=0.02)
+    np.testing.assert_allclose(electron_physics.csda_range_g_per_cm2(ESTAR_MEV), ESTAR_CSDA_G_PER_CM2, rtol=0.02)
 
 
 def test_sampled_electron_energies_have_the_decay_data_mean():
@@ -63,10 +63,11 @@ def test_beta_point_kernel_conserves_energy_and_stays_within_the_csda_range():
     for kernel in (shipped, small):
         assert kernel.fractions.sum() == pytest.approx(1.0)
         assert (kernel.fractions >= 0).all()
-        assert kernel.edges_g_per_cm2[-1] <= 1.03 * electrons.csda_range_g_per_cm2(0.4978)
-    # 177Lu in water: half the electron energy within ~0.1 mm, 90 % within ~0.35 mm, everything within 1.8 mm.
-    assert 0.005 < shipped.radius_g_per_cm2(0.5) < 0.02
-    assert 0.02 < shipped.radius_g_per_cm2(0.9) < 0.06
+        assert kernel.edges_g_per_cm2[-1] <= 1.03 * electron_physics.csda_range_g_per_cm2(0.4978)
+    # 177Lu in water: half the electron energy within ~0.17 mm, 90 % within ~0.59 mm (published values are
+    # checked in test_dose_electron_reference.py).
+    assert 0.01 < shipped.radius_g_per_cm2(0.5) < 0.025
+    assert 0.045 < shipped.radius_g_per_cm2(0.9) < 0.07
     assert small.radius_g_per_cm2(0.9) == pytest.approx(shipped.radius_g_per_cm2(0.9), rel=0.05)
 
 
@@ -75,7 +76,7 @@ def test_beta_voxel_fractions_scale_with_density_and_voxel_size():
     large = electrons.beta_voxel_fractions(radial, (4.8, 4.8, 4.8), 1.04, (9, 9, 9))
     small = electrons.beta_voxel_fractions(radial, (0.5, 0.5, 0.5), 1.04)
     assert large.sum() == pytest.approx(1.0) and small.sum() == pytest.approx(1.0)
-    assert large[4, 4, 4] > 0.93
+    assert large[4, 4, 4] == pytest.approx(0.93, abs=0.01)
     assert small[tuple(n // 2 for n in small.shape)] < 0.75
     # Scaling theorem: lung at 0.26 g/cm^3 with 4 mm voxels = tissue at 1.04 g/cm^3 with 1 mm voxels.
     lung = electrons.beta_voxel_fractions(radial, (4.0, 4.0, 4.0), 0.26, (5, 5, 5))

@@ -59,5 +59,11 @@ MGY_PER_GY = 1000.0
 # --- water, for electron transport -----------------------------------------------------------------
 # Mean excitation energy of liquid water, 75 eV (ICRU Report 37, 1984; used by NIST ESTAR).
 WATER_MEAN_EXCITATION_ENERGY_MEV = 75.0e-6
-# Radiation length of liquid water, 36.08 g/cm^2 (Particle Data Group, Atomic and Nuclear Properties of Materials).
-WATER_RADIATION_LENGTH_G_PER_CM2 = 36.08
+
+# --- electron elastic scattering (screened Rutherford) -------------------------------------------------
+# Thomas-Fermi screening radius a = 0.885 a0 Z^(-1/3) and Moliere's screening parameter
+# eta = (1/4) (hbar / (p a))^2 (1.13 + 3.76 (alpha Z / beta)^2): G. Moliere, Z. Naturforsch. 2a (1947) 133,
+# in the form of H. A. Bethe, Phys. Rev. 89 (1953) 1256 (as used by EGS4 and Geant4's Urban model).
+THOMAS_FERMI_RADIUS_FACTOR = 0.885
+MOLIERE_SCREENING_CONSTANT = 1.13
+MOLIERE_SCREENING_COULOMB_FACTOR = 3.76

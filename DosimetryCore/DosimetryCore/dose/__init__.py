@@ -1,7 +1,8 @@
 """Absorbed dose rate for 177Lu: Monte Carlo, voxel S-value kernels, kernel convolution (VDK) and local deposition.
 
 - :mod:`.montecarlo`: photon Monte Carlo (Woodcock tracking, Klein-Nishina, Rayleigh) on CT voxel grids.
-- :mod:`.electrons`: CSDA electron random walk for the beta point kernel.
+- :mod:`.electrons`: condensed-history electron walk (CSDA, screened-Rutherford multiple scattering) for the
+  beta point kernel; :mod:`.electron_physics`: the stopping and scattering data of water it uses.
 - :mod:`.kernels`: voxel S-value kernels (beta + photon) in mGy/(MBq*s), cached under Resources/Kernels.
 - :mod:`.vdk`: kernel convolution with seed-002 density scaling, and local energy deposition.
 - :mod:`.images`: the SimpleITK entry point for all three methods and the per-segment dose-rate table.

@@ -34,7 +34,7 @@ Physics and its approximations
   for 177Lu), which has no sampling noise. With ``electron_transport="kernel"`` (default) this energy is
   spread with the density-scaled beta point kernel of :mod:`DosimetryCore.dose.electrons` (one kernel per
   material class, scaled to the activity-weighted mean density of the class's active voxels; air keeps its
-  energy); ``"local"`` keeps it in the voxel (the common choice at ~4.8 mm voxels, where ~95 % of the beta
+  energy); ``"local"`` keeps it in the voxel (the common choice at ~4.8 mm voxels, where ~93 % of the beta
   energy stays in the source voxel).
 - Absorbed dose rate (Gy/h) = energy deposited per second (J/s) / voxel mass (kg) x 3600, with the energy per
   second = energy per decay x decays per second (Bq). Voxels without mass (density 0) get 0.
