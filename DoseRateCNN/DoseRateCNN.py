@@ -164,7 +164,11 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         image.SetSpacing((4.8, 4.8, 4.8))
         image.SetMetaData("deepdosimetry.unit", "Bq/mL")
         spect = mrml.add_volume_node(slicer.mrmlScene, image, "SPECT")
-        ct = mrml.add_volume_node(slicer.mrmlScene, sitk.Image(image) * 0, "CT")
+        hu = np.full(activity.shape, -1000.0, np.float32)
+        hu[2:22, 2:22, 2:22] = 0.0  # a water body in air
+        ct_image = sitk.GetImageFromArray(hu)
+        ct_image.SetSpacing((4.8, 4.8, 4.8))
+        ct = mrml.add_volume_node(slicer.mrmlScene, ct_image, "CT")
         labels = sitk.Cast(image > 0, sitk.sitkUInt8)
         segmentation = mrml.add_segmentation_node(slicer.mrmlScene, labels, {1: "source"}, "Segments")
         before = slicer.util.arrayFromVolume(spect).copy()

@@ -30,8 +30,11 @@ def private_resources(tmp_path, monkeypatch):
 
 @pytest.fixture
 def case(tmp_path):
-    """Activity (Bq/mL), CT (HU) and a labelmap with segment names, as NRRD files on a 16^3 grid of 4.8 mm."""
-    activity = np.full((16, 16, 16), 1.0e4, dtype=np.float32)
+    """Activity (Bq/mL), CT (HU: a water body in air) and a labelmap with segment names, as NRRD files on a 16^3
+    grid of 4.8 mm."""
+    hu = np.full((16, 16, 16), -1000, dtype=np.int16)
+    hu[1:15, 1:15, 1:15] = 0
+    activity = np.where(hu == 0, 1.0e4, 0.0).astype(np.float32)
     activity[4:10, 4:10, 4:10] = 1.0e5
     labels = np.zeros(activity.shape, dtype=np.uint8)
     labels[4:10, 4:10, 4:10] = 1
@@ -41,7 +44,7 @@ def case(tmp_path):
     label_image.SetMetaData("deepdosimetry.label_names", json.dumps({"1": "lesion", "2": "kidney"}))
     paths = {name: tmp_path / f"{name}.nrrd" for name in ("activity", "ct", "seg")}
     io.write_image(image_from_array(activity, unit="Bq/mL", **geometry), paths["activity"])
-    io.write_image(image_from_array(np.zeros(activity.shape, np.int16), unit="HU", **geometry), paths["ct"])
+    io.write_image(image_from_array(hu, unit="HU", **geometry), paths["ct"])
     io.write_image(label_image, paths["seg"])
     return paths
 
@@ -127,12 +130,28 @@ def test_dose_rate_command_refuses_bad_input_and_writes_nothing(case, tmp_path, 
     base = ["dose-rate", "--activity", str(case["activity"]), "--output", str(output), "--method", "led"]
     assert cli.main([*base, "--ct", str(case["ct"]), "--table", str(tmp_path / "T.csv")]) == 2
     assert "--seg" in capsys.readouterr().err
-    other = io.read_image(case["ct"])
-    other.SetSpacing((4.8, 4.8, 5.0))
-    io.write_image(other, tmp_path / "ct_other.nrrd")
-    assert cli.main([*base, "--ct", str(tmp_path / "ct_other.nrrd")]) == 2
-    assert "geometry" in capsys.readouterr().err
+    half = sitk.RegionOfInterest(io.read_image(case["ct"]), (16, 16, 8), (0, 0, 0))
+    io.write_image(half, tmp_path / "ct_half.nrrd")
+    assert cli.main([*base, "--ct", str(tmp_path / "ct_half.nrrd")]) == 2
+    assert "does not cover the activity" in capsys.readouterr().err
+    density = sitk.Cast(io.read_image(case["ct"]), sitk.sitkFloat32) * 0.0009988 + 1.0  # air 0.0012, water 1
+    io.write_image(density, tmp_path / "ct_density.nrrd")
+    assert cli.main([*base, "--ct", str(tmp_path / "ct_density.nrrd")]) == 2
+    assert f"--ct {tmp_path / 'ct_density.nrrd'}: values" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_dose_rate_command_resamples_a_ct_of_another_grid(case, tmp_path):
+    ct = io.read_image(case["ct"])
+    finer = sitk.Resample(ct, [32, 32, 32], sitk.Transform(), sitk.sitkNearestNeighbor, ct.GetOrigin(), (2.4,) * 3)
+    finer.SetOrigin(tuple(o - 1.2 for o in ct.GetOrigin()))
+    finer = sitk.Resample(ct, finer, sitk.Transform(), sitk.sitkNearestNeighbor, -1000.0)
+    io.write_image(finer, tmp_path / "ct_fine.nrrd")
+    output = tmp_path / "D.nrrd"
+    arguments = ["dose-rate", "--activity", str(case["activity"]), "--ct", str(tmp_path / "ct_fine.nrrd")]
+    assert cli.main([*arguments, "--method", "led", "--output", str(output)]) == 0
+    dose = sitk.GetArrayFromImage(io.read_image(output))
+    assert dose.shape == (16, 16, 16) and dose[6, 6, 6] > 0 and dose[0, 0, 0] == 0
 
 
 def test_kernel_command_refuses_two_voxel_sizes(tmp_path, capsys):

@@ -24,7 +24,9 @@ def case(scene):
     image.SetOrigin((-55.2, -55.2, -55.2))
     image.SetMetaData("deepdosimetry.unit", "Bq/mL")
     spect = mrml.add_volume_node(scene, image, "SPECT")
-    ct_image = sitk.GetImageFromArray(np.zeros((30, 30, 30), np.float32))
+    hu = np.full((30, 30, 30), -1000.0, np.float32)
+    hu[3:27, 3:27, 3:27] = 0.0  # a water body in air
+    ct_image = sitk.GetImageFromArray(hu)
     ct_image.SetSpacing((4.0, 4.0, 4.0))
     ct_image.SetOrigin((-58.0, -58.0, -58.0))
     ct = mrml.add_volume_node(scene, ct_image, "CT")
@@ -81,15 +83,26 @@ def test_chosen_output_nodes_are_filled(case):
     assert table.GetNumberOfRows() == 1
 
 
-def test_ct_outside_the_activity_grid_is_air(case):
+def _ct_node(scene, size: int, name: str):
+    """A CT of ``size``^3 voxels of 4.8 mm centred on the activity grid: water inside a one-voxel air border."""
+    hu = np.full((size,) * 3, -1000.0, np.float32)
+    hu[1:-1, 1:-1, 1:-1] = 0.0
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing((4.8, 4.8, 4.8))
+    image.SetOrigin((-2.4 * (size - 1),) * 3)
+    return mrml.add_volume_node(scene, image, name)
+
+
+def test_ct_outside_its_field_is_air_and_must_cover_the_activity(case):
     scene, spect, _, _ = case
-    small = sitk.GetImageFromArray(np.zeros((5, 5, 5), np.float32))
-    small.SetSpacing((4.8, 4.8, 4.8))
-    small.SetOrigin((-9.6, -9.6, -9.6))
-    ct = logic.ct_on_activity_grid(logic.ct_image(mrml.add_volume_node(scene, small, "small CT")),
-                                   mrml.image_from_volume_node(spect))
-    values = sitk.GetArrayFromImage(ct)
-    assert values[12, 12, 12] == 0.0 and values[0, 0, 0] == logic.AIR_HU
+    covering = _ct_node(scene, 17, "covering CT")
+    dose, _ = logic.dose_rate_map(spect, covering, "led")
+    values = slicer.util.arrayFromVolume(dose)
+    assert values[12, 12, 12] == pytest.approx(_electron_gy_per_h(1e6), rel=1e-4) and values[0, 0, 0] == 0.0
+    nodes = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError, match="'small CT': does not cover the activity"):
+        logic.dose_rate_map(spect, _ct_node(scene, 7, "small CT"), "led")
+    assert scene.GetNumberOfNodes() == nodes + 1  # the small CT only: nothing written
 
 
 @pytest.mark.parametrize(
@@ -120,9 +133,9 @@ def test_bad_ct_method_and_outputs(case):
     with pytest.raises(ValueError, match="expected HU"):
         logic.dose_rate_map(spect, ct, "led")
     ct.SetAttribute(mrml.UNIT_ATTRIBUTE, "HU")
-    slicer.util.arrayFromVolume(ct)[:] = 5e4
+    slicer.util.arrayFromVolume(ct)[:] += 1024
     slicer.util.arrayFromVolumeModified(ct)
-    with pytest.raises(ValueError, match="not CT numbers"):
+    with pytest.raises(ValueError, match="shifted by \\+1024"):
         logic.dose_rate_map(spect, ct, "led")
     spect.SetAttribute(mrml.UNIT_ATTRIBUTE, "counts")
     with pytest.raises(ValueError, match="expected Bq/mL"):

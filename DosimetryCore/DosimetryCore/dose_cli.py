@@ -41,7 +41,8 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
 
     if arguments.table and not arguments.seg:
         raise ValueError("--table: needs --seg (the labelmap whose segments the table lists)")
-    activity, ct = io.read_image(arguments.activity), io.read_image(arguments.ct)
+    activity = io.read_image(arguments.activity)
+    ct = dose.ct_on_activity_grid(io.read_image(arguments.ct), activity, f"--ct {arguments.ct}")
     labelmap = io.read_image(arguments.seg) if arguments.seg else None
     result = dose.compute_dose_rate(
         activity,
@@ -49,6 +50,7 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
         arguments.method,
         nuclide=arguments.nuclide,
         include_photons=arguments.led_photons,
+        density_scaling=arguments.density_scaling,
         photon_histories=arguments.histories,
         batches=arguments.batches,
         seed=arguments.seed,
@@ -58,7 +60,9 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
     )
     rows = dose.segment_table(result.image, labelmap) if labelmap is not None else []
     path = io.write_image(result.image, arguments.output)
-    print(f"{path}: dose rate ({dose.DOSE_RATE_UNIT}) by {arguments.method}")
+    print(f"{path}: dose rate ({dose.DOSE_RATE_UNIT}) by {arguments.method}; zero outside the body outline of the CT")
+    for warning in result.provenance.get("warnings", []):
+        print(f"WARNING: {warning}")
     if arguments.uncertainty and result.relative_uncertainty is not None:
         print(f"{io.write_image(result.relative_uncertainty, arguments.uncertainty)}: relative uncertainty")
     for row in rows:
@@ -82,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     rate = subparsers.add_parser("dose-rate", help="absorbed dose-rate map (Gy/h) from activity (Bq/mL) and CT (HU)")
     rate.add_argument("--activity", required=True, help="activity concentration image (Bq/mL)")
-    rate.add_argument("--ct", required=True, help="CT image (HU) on the activity's grid")
+    rate.add_argument("--ct", required=True, help="CT image (HU), resampled onto the activity's grid")
     rate.add_argument("--method", choices=("vdk", "led", "mc"), default="vdk")
     rate.add_argument("--output", required=True, help="dose-rate image file (Gy/h)")
     rate.add_argument("--seg", help="labelmap image of the segments for the table")
@@ -90,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--uncertainty", help="mc: relative-uncertainty image file")
     rate.add_argument("--nuclide", default="Lu-177")
     rate.add_argument("--led-photons", action="store_true", help="led: deposit photon energy locally too")
+    rate.add_argument(
+        "--density-scaling",
+        choices=("electrons", "total"),
+        default="electrons",
+        help="vdk: scale only the beta kernel's dose by 1.04 g/cm^3 / density (electrons, default) or the whole "
+        "kernel's (total, as Li et al.)",
+    )
     rate.add_argument("--histories", type=int, default=1_000_000, help="mc: photon histories (default 1e6)")
     rate.add_argument("--batches", type=int, default=10, help="mc: batches for the uncertainty (default 10)")
     rate.add_argument("--seed", type=int, default=177, help="mc: random seed")

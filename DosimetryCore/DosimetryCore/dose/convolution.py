@@ -41,22 +41,28 @@ def fft_convolve(volume: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     Returns:
         tensor of shape (Z, Y, X) on the volume's device.
     """
-    if volume.ndim != 3 or kernel.ndim != 3:
-        raise ValueError(
-            f"volume, kernel: expected 3D tensors, got shapes {tuple(volume.shape)}, {tuple(kernel.shape)}"
-        )
-    if any(k % 2 == 0 for k in kernel.shape):
-        raise ValueError(f"kernel: sizes must be odd so that it has a centre voxel, got {tuple(kernel.shape)}")
-    kernel = _cropped(kernel.to(device=volume.device, dtype=volume.dtype), volume.shape)
-    halves = [k // 2 for k in kernel.shape]
-    padded = [fast_fft_size(n + h) for n, h in zip(volume.shape[:2], halves[:2], strict=True)]
-    padded.append(fast_fft_size(volume.shape[2] + halves[2], even=True))
-    spectrum = torch.fft.rfftn(volume, s=padded)
-    spectrum *= torch.fft.rfftn(kernel, s=padded)
-    full = torch.fft.irfftn(spectrum, s=padded)
-    del spectrum
-    (z, y, x), (hz, hy, hx) = volume.shape, halves
-    return full[hz : hz + z, hy : hy + y, hx : hx + x]
+    return fft_convolve_many(volume, [kernel])[0]
+
+
+def fft_convolve_many(volume: torch.Tensor, kernels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """:func:`fft_convolve` of one volume with several kernels, transforming the volume once."""
+    if volume.ndim != 3 or any(kernel.ndim != 3 for kernel in kernels):
+        shapes = [tuple(kernel.shape) for kernel in kernels]
+        raise ValueError(f"volume, kernels: expected 3D tensors, got shapes {tuple(volume.shape)}, {shapes}")
+    if any(k % 2 == 0 for kernel in kernels for k in kernel.shape):
+        shapes = [tuple(kernel.shape) for kernel in kernels]
+        raise ValueError(f"kernel: sizes must be odd so that it has a centre voxel, got {shapes}")
+    kernels = [_cropped(kernel.to(device=volume.device, dtype=volume.dtype), volume.shape) for kernel in kernels]
+    reach = [max(kernel.shape[axis] // 2 for kernel in kernels) for axis in range(3)]
+    padded = [fast_fft_size(n + h) for n, h in zip(volume.shape[:2], reach[:2], strict=True)]
+    padded.append(fast_fft_size(volume.shape[2] + reach[2], even=True))
+    volume_spectrum = torch.fft.rfftn(volume, s=padded)
+    results = []
+    for kernel in kernels:
+        full = torch.fft.irfftn(volume_spectrum * torch.fft.rfftn(kernel, s=padded), s=padded)
+        (z, y, x), (hz, hy, hx) = volume.shape, [k // 2 for k in kernel.shape]
+        results.append(full[hz : hz + z, hy : hy + y, hx : hx + x].contiguous())
+    return results
 
 
 def _cropped(kernel: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..ct import body_mask, check_ct_hu
 from ..metrics import segment_statistics
 from ..progress import ProgressCallback, sub_progress
 from ..tissue import density_g_per_cm3_from_hu
@@ -28,17 +29,30 @@ from ..volume import (
     image_from_array,
     require_image,
     require_same_geometry,
+    resample_to,
     set_unit,
     unit_of,
     voxel_volume_ml,
 )
 from .kernels import VoxelKernel, voxel_kernel
 from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu, simulate_dose_rate
-from .vdk import led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
+from .vdk import DENSITY_SCALINGS, led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
 
 METHODS = ("vdk", "led", "mc")
 DOSE_RATE_UNIT = "Gy/h"
 DEFAULT_DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
+AIR_HU = -1000.0
+"""CT number given to activity-grid voxels outside the CT's field of view that hold (almost) no activity."""
+MAX_ACTIVITY_OUTSIDE_CT_PERCENT = 0.5
+"""Largest share of the activity (%) allowed outside the CT's field of view (SPECT noise in the air around a
+smaller CT field); more is refused, since the dose there would be computed for air."""
+ACTIVITY_OUTSIDE_BODY_WARNING_PERCENT = 1.0
+"""Share of the activity (%) outside the body above which the output carries a warning."""
+BODY_MASK_DESCRIPTION = (
+    "dose rate set to 0 outside the body: the largest connected region above -500 HU of the CT, holes of every "
+    "axial slice filled (DosimetryCore.ct.body_mask)"
+)
+_OUTSIDE_CT = -1.0e6
 
 
 @dataclass(frozen=True)
@@ -70,9 +84,34 @@ def _checked_inputs(activity: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, n
     if (activity_array < 0).any():
         raise ValueError("activity: contains negative values")
     hu = array_from_image(ct).astype(np.float32)
-    if not np.isfinite(hu).all():
-        raise ValueError("ct: contains NaN or infinite CT numbers")
+    check_ct_hu(hu, "ct")
     return activity_array, hu
+
+
+def ct_on_activity_grid(ct: sitk.Image, activity: sitk.Image, name: str = "ct") -> sitk.Image:
+    """The CT (HU) resampled linearly onto the activity grid, float32, air outside the CT's field of view.
+
+    Raises a ValueError naming ``name`` when the CT does not look like HU (:func:`DosimetryCore.ct.check_ct_hu`)
+    or when more than :data:`MAX_ACTIVITY_OUTSIDE_CT_PERCENT` % of the activity lies outside
+    the CT (its dose would be computed for air). Voxels next to the CT's edge count as outside.
+    """
+    require_image(activity, "activity")
+    require_image(ct, name)
+    check_ct_hu(sitk.GetArrayViewFromImage(ct), name)
+    resampled = resample_to(sitk.Cast(ct, sitk.sitkFloat32), activity, "linear", default_value=_OUTSIDE_CT)
+    hu = array_from_image(resampled)
+    outside = hu < -1.0e4
+    activity_values = array_from_image(activity).astype(np.float64)
+    total = float(activity_values.sum())
+    uncovered = 100.0 * float(activity_values[outside].sum()) / total if total > 0 else 0.0
+    if uncovered > MAX_ACTIVITY_OUTSIDE_CT_PERCENT:
+        raise ValueError(
+            f"{name}: does not cover the activity: {uncovered:.1f} % of the activity lies outside the CT's field of "
+            f"view (at most {MAX_ACTIVITY_OUTSIDE_CT_PERCENT:g} % allowed); give a CT covering the whole SPECT/PET"
+        )
+    hu[outside] = AIR_HU
+    image = image_from_array(hu.astype(np.float32), activity)
+    return set_unit(image, "HU", "CT number")
 
 
 def compute_dose_rate(
@@ -83,6 +122,7 @@ def compute_dose_rate(
     nuclide: str = "Lu-177",
     kernel: VoxelKernel | None = None,
     include_photons: bool = False,
+    density_scaling: str = "electrons",
     photon_histories: int = DEFAULT_PHOTON_HISTORIES,
     batches: int = DEFAULT_BATCHES,
     seed: int = DEFAULT_SEED,
@@ -100,6 +140,9 @@ def compute_dose_rate(
         nuclide: nuclide name.
         kernel: VDK kernel; None takes it from the kernel cache (generating it for a new voxel size).
         include_photons: LED only: deposit photon energy too.
+        density_scaling: VDK only: ``"electrons"`` (the beta kernel's dose scaled by 1.04 g/cm^3 over the
+            local density, the photon dose unscaled; default) or ``"total"`` (the whole kernel scaled, as Li
+            et al.); see :mod:`DosimetryCore.dose.vdk`.
         photon_histories, batches, seed, electron_transport: Monte Carlo settings.
         device: torch device (None: cuda when available).
         progress: ``progress(fraction, message)`` callback.
@@ -108,6 +151,8 @@ def compute_dose_rate(
     """
     if method not in METHODS:
         raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    if density_scaling not in DENSITY_SCALINGS:
+        raise ValueError(f"density_scaling: {density_scaling!r} is not one of {', '.join(DENSITY_SCALINGS)}")
     activity_array, hu = _checked_inputs(activity, ct)
     spacing_zyx = tuple(reversed(activity.GetSpacing()))
     density = density_g_per_cm3_from_hu(hu)
@@ -115,10 +160,12 @@ def compute_dose_rate(
     if method == "vdk":
         if kernel is None:
             kernel = voxel_kernel(spacing_zyx, nuclide=nuclide, device=device, progress=sub_progress(progress, 0, 0.9))
-        dose = vdk_dose_rate(activity_array, density, kernel, spacing_zyx, device=device)
+        dose = vdk_dose_rate(
+            activity_array, density, kernel, spacing_zyx, density_scaling=density_scaling, device=device
+        )
         provenance = {
             "method": "vdk",
-            "density_scaling": "x 1.04 g/cm^3 / CT density (seed 002)",
+            "density_scaling": _SCALING_DESCRIPTIONS[density_scaling],
             "kernel": kernel.provenance,
         }
     elif method == "led":
@@ -144,11 +191,33 @@ def compute_dose_rate(
         dose, provenance = result.dose_rate_Gy_per_h, result.provenance()
         uncertainty = _image(result.relative_uncertainty, activity, "1", "relative standard error of dose rate")
         uncertainty.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+    body = body_mask(hu)
+    dose = dose * torch.as_tensor(body, device=dose.device)
+    provenance = {**provenance, **_body_record(activity_array, body)}
     image = _image(dose, activity, DOSE_RATE_UNIT, "absorbed dose rate")
     image.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
     if progress:
         progress(1.0, "dose rate done")
     return DoseRateMap(image, uncertainty, provenance)
+
+
+_SCALING_DESCRIPTIONS = {
+    "electrons": "electrons: beta-kernel dose x 1.04 g/cm^3 / CT density, photon-kernel dose unscaled",
+    "total": "total: whole-kernel dose x 1.04 g/cm^3 / CT density (Li et al.)",
+}
+
+
+def _body_record(activity: np.ndarray, body: np.ndarray) -> dict[str, Any]:
+    """Provenance entries on the body mask: what it is, and the share of the activity outside it."""
+    total = float(activity.sum(dtype=np.float64))
+    outside = 100.0 * float(activity[~body].sum(dtype=np.float64)) / total if total > 0 else 0.0
+    record: dict[str, Any] = {"outside_body": BODY_MASK_DESCRIPTION, "activity_outside_body_percent": outside}
+    if outside > ACTIVITY_OUTSIDE_BODY_WARNING_PERCENT:
+        record["warnings"] = [
+            f"{outside:.1f} % of the activity lies outside the body outline of the CT (misregistration, or a CT "
+            "of another patient or time?); its dose is not reported"
+        ]
+    return record
 
 
 def _image(values: torch.Tensor, reference: sitk.Image, unit: str, quantity: str) -> sitk.Image:

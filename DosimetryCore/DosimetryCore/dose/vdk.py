@@ -1,12 +1,19 @@
 """Dose rate by voxel dose kernel (VDK) convolution with density scaling, and by local energy deposition (LED).
 
-VDK (seed 002, Li et al.): dose rate = (activity per voxel (*) total soft-tissue kernel) x 1.04 g/cm^3 /
-local CT density. The beta and photon kernels are added into one kernel, so a single FFT convolution does
-the work; the FFT is sized to the 5-smooth length N + K//2 per axis (:mod:`DosimetryCore.dose.convolution`).
-The density scaling is exact for energy deposited in the voxel where it is released in a medium of another
-density; for photon energy carried in from elsewhere it is not (the dose from a photon fluence does not
-depend on density), so VDK overestimates the photon dose in lung next to active soft tissue by about
-1.04 / density (and underestimates it in bone).
+VDK: activity per voxel convolved with the soft-tissue voxel S-value kernels, with one of two density
+scalings (:data:`DENSITY_SCALINGS`):
+
+- ``"electrons"`` (default): dose rate = (A (*) beta kernel) x 1.04 g/cm^3 / local density + (A (*) photon
+  kernel). The electron energy is deposited within about a millimetre of its release, so its dose per mass
+  scales with the inverse density of the voxel; the photon dose per mass at a point depends on the photon
+  fluence, not on the local density, and is left unscaled. In air outside the body this gives the photon
+  dose only, instead of 1.04 / 0.0012 = 870 times the tissue dose.
+- ``"total"``: the variant of Li et al. (the residual dose-rate CNN paper, and its VDK baseline):
+  dose rate = (A (*) total kernel) x 1.04 g/cm^3 / local CT density. It overestimates the photon dose in
+  lung next to active soft tissue by about 1.04 / density and makes air next to the body glow.
+
+Both FFTs share the transform of the activity; the FFT is sized to the 5-smooth length N + K//2 per axis
+(:mod:`DosimetryCore.dose.convolution`).
 
 LED: the energy released per decay is absorbed in the voxel of the decay, dose rate = A x E / density.
 By default E is the decay-electron energy (beta + conversion + Auger: 0.1479 MeV per decay for 177Lu) and
@@ -24,10 +31,13 @@ import torch
 from ..constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM, SECONDS_PER_HOUR
 from ..device import resolve_device
 from ..nuclides import load_nuclide
-from .convolution import fft_convolve
+from .convolution import fft_convolve_many
 from .kernels import KERNEL_DENSITY_G_PER_CM3, VoxelKernel
 
 ArrayLike = np.ndarray | torch.Tensor
+
+DENSITY_SCALINGS = ("electrons", "total")
+"""VDK density scalings: of the electron (beta) kernel's dose only (default), or of the whole kernel (Li et al.)."""
 
 
 def _tensor(values: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
@@ -58,27 +68,39 @@ def vdk_dose_rate(
     kernel: VoxelKernel,
     spacing_mm: tuple[float, float, float],
     *,
+    density_scaling: str = "electrons",
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """Absorbed dose rate (Gy/h) by kernel convolution with seed-002 density scaling.
+    """Absorbed dose rate (Gy/h) by kernel convolution with density scaling (see the module docstring).
 
     Args:
         activity_Bq_per_mL: activity concentration, shape (z, y, x), >= 0.
         density_g_per_cm3: CT-derived density, same shape, > 0.
         kernel: voxel S-value kernel of the same voxel size (mGy/(MBq*s), soft tissue at 1.04 g/cm^3).
         spacing_mm: voxel size (z, y, x) in mm; must match the kernel's.
+        density_scaling: one of :data:`DENSITY_SCALINGS`.
         device: torch device (None: cuda when available).
     Returns:
         float32 tensor (z, y, x) on ``device``.
     """
+    if density_scaling not in DENSITY_SCALINGS:
+        raise ValueError(f"density_scaling: {density_scaling!r} is not one of {', '.join(DENSITY_SCALINGS)}")
     if not np.allclose(kernel.spacing_mm, spacing_mm, rtol=1e-3, atol=1e-4):
         raise ValueError(f"kernel: made for voxels of {kernel.spacing_mm} mm, the activity has {tuple(spacing_mm)} mm")
     activity, density = _checked_inputs(activity_Bq_per_mL, density_g_per_cm3, device)
     voxel_ml = math.prod(spacing_mm) / MM_PER_CM**3
     activity_MBq = activity * (voxel_ml / BQ_PER_MBQ)
-    total = torch.as_tensor(kernel.total(), dtype=torch.float32, device=activity.device)
-    mGy_per_s = torch.clamp(fft_convolve(activity_MBq, total), min=0.0)
-    return mGy_per_s * (SECONDS_PER_HOUR / MGY_PER_GY * KERNEL_DENSITY_G_PER_CM3) / density
+    to_Gy_per_h = SECONDS_PER_HOUR / MGY_PER_GY
+    scaling = KERNEL_DENSITY_G_PER_CM3 / density
+
+    def as_tensor(values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=torch.float32, device=activity.device)
+
+    if density_scaling == "total":
+        (total,) = fft_convolve_many(activity_MBq, [as_tensor(kernel.total())])
+        return torch.clamp(total, min=0.0) * to_Gy_per_h * scaling
+    beta, photon = fft_convolve_many(activity_MBq, [as_tensor(kernel.beta), as_tensor(kernel.photon)])
+    return (torch.clamp(beta, min=0.0) * scaling + torch.clamp(photon, min=0.0)) * to_Gy_per_h
 
 
 def local_deposition_MeV_per_decay(nuclide: str = "Lu-177", include_photons: bool = False) -> float:
