@@ -179,3 +179,22 @@ def test_bad_kernel_settings_are_refused(bad, tmp_path):
         kernels.voxel_kernel((4.8, 4.8, 4.8), cache_dir=tmp_path, **{**SMALL, **bad})
     with pytest.raises(ValueError, match="spacing"):
         kernels.voxel_kernel((4.8, -1.0, 4.8), cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("spacing", "message"), [(0.05, "outside 0.1-100 mm"), (250.0, "is the spacing in mm")])
+def test_absurd_voxel_sizes_are_refused(spacing, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        kernels.voxel_kernel(spacing, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_beta_kernel_losing_the_electron_energy_is_refused_not_cached(tmp_path):
+    with pytest.raises(ValueError, match="beyond its edge"):
+        kernels.voxel_kernel(0.15, cache_dir=tmp_path, **{**SMALL, "beta_size": 3})
+    assert not list(tmp_path.iterdir())
+
+
+def test_generating_a_kernel_says_so_with_the_expected_time(tmp_path):
+    messages = []
+    kernels.voxel_kernel((4.0, 2.0, 2.0), cache_dir=tmp_path, progress=lambda f, m: messages.append(m), **SMALL)
+    assert messages[0].startswith("no stored kernel for 2 x 2 x 4 mm voxels: generating it (about 1 min")
