@@ -59,6 +59,14 @@ MAXIMUM_OVERLAP_CONDITION = 1e12
 RATIO_FLOOR = 1e-12
 """Y / G(Y) is set to 0 where ``|G(Y)| <= RATIO_FLOOR * max|G(Y)|`` (the division guard)."""
 
+MAXIMUM_FWHM_MM = 100.0
+"""Largest PSF FWHM accepted (mm): SPECT/PET system resolutions are a few to about 25 mm; a larger value is a
+unit mistake (cm, voxels), and a FWHM above the field of view makes the correction meaningless."""
+
+NEGATIVE_TOLERANCE = 0.01
+"""Negative values down to this fraction of the image maximum are accepted (filtering and interpolation
+leave them; PETPVC accepts any); more negative ones are refused as not an activity map."""
+
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -119,7 +127,7 @@ def iterative_yang(
             matrix is singular, FWHM <= 0 or iterations < 1.
     """
     pet = _activity_array(image)
-    fwhm = _checked_fwhm(fwhm_mm)
+    fwhm = _checked_fwhm(fwhm_mm, image)
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
         raise ValueError(f"iterations: expected an integer >= 1, got {iterations!r}")
     regions = _regions(image, masks, names)
@@ -176,10 +184,21 @@ class _WeightedRegions:
         return np.linalg.solve(self.overlap, means) @ self.weights
 
 
-def _checked_fwhm(fwhm_mm: Sequence[float]) -> tuple[float, float, float]:
+def _checked_fwhm(fwhm_mm: Sequence[float], image: sitk.Image | None = None) -> tuple[float, float, float]:
+    """The FWHM (x, y, z) in mm, checked positive, at most :data:`MAXIMUM_FWHM_MM` and within the field of view of
+    ``image`` when given."""
     values = tuple(float(f) for f in np.ravel(fwhm_mm))
     if len(values) != 3 or not all(math.isfinite(f) and f > 0 for f in values):
         raise ValueError(f"fwhm_mm: expected 3 positive FWHM values in mm (x, y, z), got {tuple(np.ravel(fwhm_mm))}")
+    if max(values) > MAXIMUM_FWHM_MM:
+        raise ValueError(
+            f"fwhm_mm: {values} mm exceeds {MAXIMUM_FWHM_MM:g} mm; a system FWHM is a few to about 25 mm "
+            "(is it given in mm?)"
+        )
+    if image is not None:
+        extent = tuple(n * s for n, s in zip(image.GetSize(), image.GetSpacing(), strict=True))
+        if any(f > e for f, e in zip(values, extent, strict=True)):
+            raise ValueError(f"fwhm_mm: {values} mm is larger than the image's field of view {extent} mm (x, y, z)")
     return values
 
 
@@ -192,10 +211,13 @@ def _activity_array(image: sitk.Image) -> np.ndarray:
     values = sitk.GetArrayFromImage(image).astype(np.float64).ravel()
     if not np.all(np.isfinite(values)):
         raise ValueError("image: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"image: contains negative activity ({values.min():g} Bq/mL)")
     if not values.any():
         raise ValueError("image: is zero everywhere")
+    if values.min() < -NEGATIVE_TOLERANCE * max(values.max(), 0.0):
+        raise ValueError(
+            f"image: contains negative activity ({values.min():g} Bq/mL, below -{100 * NEGATIVE_TOLERANCE:g} % of the "
+            "maximum that filtering or interpolation can leave)"
+        )
     return values
 
 
