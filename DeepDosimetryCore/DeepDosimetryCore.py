@@ -15,7 +15,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from slicer.util import VTKObservationMixin
 
 DEVICES = ["auto", "cpu", "cuda"]
-"""Compute-device choices of the panels: auto picks CUDA when available (DosimetryCore.device)."""
+"""Compute-device choices of the panels: auto picks CUDA when available (DosimetryCore.core.device)."""
 
 
 class DeepDosimetryCore(ScriptedLoadableModule):
@@ -67,7 +67,7 @@ def ensure_packages(packages: dict[str, str]) -> bool:
 class ProgressReporter:
     """A ``progress(fraction, message)`` callback that drives a progress bar and honours cancel.
 
-    Clicking ``cancelButton`` makes the next report raise ``DosimetryCore.progress.Cancelled``,
+    Clicking ``cancelButton`` makes the next report raise ``DosimetryCore.core.progress.Cancelled``,
     which the logic lets propagate without writing any output.
     """
 
@@ -94,7 +94,7 @@ class ProgressReporter:
         self.statusLabel.text = message
 
     def __call__(self, fraction, message):
-        from DosimetryCore.progress import Cancelled
+        from DosimetryCore.core.progress import Cancelled
 
         self.progressBar.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
         self.statusLabel.text = message
@@ -174,7 +174,7 @@ class DeepDosimetryWidgetMixin(VTKObservationMixin):
         """
         if not ensure_packages(packages):
             return None
-        from DosimetryCore.progress import Cancelled
+        from DosimetryCore.core.progress import Cancelled
 
         self.progress.start()
         self.ui.applyButton.enabled = False

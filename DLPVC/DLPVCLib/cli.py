@@ -25,8 +25,8 @@ from DLPVCLib.correction import (
     total_activity_bq,
 )
 from DosimetryCore import io
-from DosimetryCore.progress import terminal_progress
-from DosimetryCore.volume import require_image, resample_to, same_geometry
+from DosimetryCore.core.progress import terminal_progress
+from DosimetryCore.core.volume import require_image, resample_to, same_geometry
 
 
 def _check_paths(arguments: argparse.Namespace) -> None:

@@ -7,9 +7,9 @@ from noise-free and from noisy projections, at 4.8 mm voxels on a 128^3 grid.
 :func:`simulate_pvc_case` makes one such case here: a synthetic torso
 (:func:`DosimetryCore.phantoms.make_torso`, its CT and body outline only), a random activity
 distribution in it (:func:`DosimetryCore.phantoms.random_activity`) and the four reconstructions
-(:func:`DosimetryCore.simulation.simulate_spect`). :func:`write_dataset` writes many such cases as
+(:func:`DosimetryCore.imaging.simulation.simulate_spect`). :func:`write_dataset` writes many such cases as
 one dataset folder, and :class:`PVCDataset` serves one split of it to
-:func:`DosimetryCore.training.train`.
+:func:`DosimetryCore.learning.training.train`.
 
 Dataset folder::
 
@@ -28,7 +28,7 @@ opens in Slicer.
 
 Departures from seed 003: the body is this project's analytic torso (pelvis to lung apex), not
 XCAT in three bed positions (no head), and scatter is neither simulated nor corrected (see
-:mod:`DosimetryCore.simulation`).
+:mod:`DosimetryCore.imaging.simulation`).
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 import DosimetryCore
-from DosimetryCore import io, phantoms, simulation
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore import io, phantoms
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore.core.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.imaging import simulation
 
 MANIFEST = "manifest.json"
 CASE_RECORD = "case.json"
@@ -127,7 +128,7 @@ def case_seeds(seed: int, n: int) -> list[int]:
 def case_sub_seeds(case_seed: int) -> dict[str, int]:
     """Independent seeds of one case's random parts, all derived from its seed.
 
-    ``spect_noise`` is :func:`DosimetryCore.simulation.noise_seeds`'s SPECT seed (children 0 and 1
+    ``spect_noise`` is :func:`DosimetryCore.imaging.simulation.noise_seeds`'s SPECT seed (children 0 and 1
     of ``SeedSequence(case_seed)`` are the noise seeds); ``anatomy``, ``activity`` and
     ``total_activity`` are children 2, 3 and 4.
     """
@@ -225,7 +226,7 @@ def simulate_pvc_case(
     003's latest acquisitions were 4 days after injection). The noise level of the noisy
     reconstructions follows from it and from ``acquisition``'s sensitivity and time per view.
 
-    SPECT: :func:`~DosimetryCore.simulation.simulate_spect` with ``acquisition`` (default: seed
+    SPECT: :func:`~DosimetryCore.imaging.simulation.simulate_spect` with ``acquisition`` (default: seed
     003's 120 views x 30 s, MELP, noRR 10x2 and RR 6x6 OSEM), Poisson noise seeded from the case
     seed. ``masks`` is :func:`region_labelmap` of the truth. Deterministic for a seed and device.
 
@@ -233,7 +234,7 @@ def simulate_pvc_case(
         :class:`PVCCase` with images ``truth`` (Bq/mL), ``ct`` (HU), ``masks`` (labelmap) and the
         four :data:`RECONSTRUCTIONS` (Bq/mL), all (z, y, x) = (size, size, size) float32 (masks
         uint32) on one grid, each carrying the case provenance under
-        :data:`DosimetryCore.simulation.PROVENANCE_KEY`.
+        :data:`DosimetryCore.imaging.simulation.PROVENANCE_KEY`.
     """
     report = progress or no_progress
     seed = _check_seed(seed)
@@ -490,7 +491,7 @@ def write_dataset(
             1 runs in this process.
         device: torch device of the SPECT simulation (``None``: CUDA when available).
         progress: ``progress(fraction, message)``; may raise
-            :class:`~DosimetryCore.progress.Cancelled` (finished cases stay).
+            :class:`~DosimetryCore.core.progress.Cancelled` (finished cases stay).
 
     Returns:
         :class:`WriteResult`: the manifest, the simulated cases with their wall times (s) and the
@@ -542,7 +543,7 @@ class PVCDataset(Dataset):
             ``"osem_rr_noisy"``, seed 003's RR_n, its clinical setting).
         flips: mirror each item along each of z, y and x with probability 1/2 (the same flips for
             input and target), drawn from torch's global generator (which
-            :func:`DosimetryCore.training.train` seeds per epoch). A mirrored pair is itself a
+            :func:`DosimetryCore.learning.training.train` seeds per epoch). A mirrored pair is itself a
             valid training pair: the simulated orbit is circular with equally spaced views over
             360 degrees about the grid's centre, so mirroring the activity and its attenuation
             map mirrors the reconstruction (up to interpolation in the projector), and each case

@@ -15,13 +15,13 @@ The steps, each a library call used elsewhere in the project:
      and lesion labels. The network never saw activity spread over the whole body in training,
      so this case shows how the model carries over to a distribution unlike its training data;
 
-2. its SPECT (:func:`DosimetryCore.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
+2. its SPECT (:func:`DosimetryCore.imaging.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
    collimator, Poisson noise) reconstructed by OSEM with resolution recovery (``osem_rr_noisy``,
    the input DL-PVC was trained on);
 3. DL-PVC (:func:`DLPVCLib.correction.correct_dl`, the hash-checked shipped model) and IY-PVC
    (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the case's regions, the FWHM of the
    matched filter between the truth and the noise-free RR reconstruction of the case);
-4. :func:`DosimetryCore.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
+4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
    recovery coefficient per segment, for no PVC, IY-PVC and DL-PVC), ``report.png`` (slices and a
    line profile: truth, no PVC, IY-PVC, DL-PVC, as seed 003 Fig. 4), ``report.mrb`` (a Slicer
    scene with every volume, the segmentation and the metrics table) and ``report.json``
@@ -54,9 +54,11 @@ from DLPVCLib.correction import (
 )
 from DLPVCLib.dataset import simulate_pvc_case
 from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
-from DosimetryCore import io, phantoms, report, simulation
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore import io, phantoms
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore.evaluation import report
+from DosimetryCore.imaging import simulation
 
 DEMO_SEED = 2024
 """Default seed of the demo case (anatomy, activity and Poisson noise)."""

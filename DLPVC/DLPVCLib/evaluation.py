@@ -3,7 +3,7 @@
 For every case of a split (default ``test``) of a DL-PVC dataset, three images are compared with
 the true activity: the reconstruction itself (``None``), iterative Yang PVC of it (``IY-PVC``,
 :func:`DLPVCLib.iterative_yang.iterative_yang`, 10 iterations, as seed 003 ran PETPVC) and the
-network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.metrics`):
+network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.evaluation.metrics`):
 
 - SSIM inside the true active region (``truth > 0``), data range = max(truth) - min(truth) of the
   whole image (the dynamic range of the truth, 0 to its maximum);
@@ -45,12 +45,13 @@ from torch import nn
 from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DLPVCLib.networks import DLPVCModel
-from DosimetryCore import metrics, models
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
-from DosimetryCore.projection import collimator_response
-from DosimetryCore.simulation import Acquisition
-from DosimetryCore.training import load_checkpoint
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore.evaluation import metrics
+from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.simulation import Acquisition
+from DosimetryCore.learning import models
+from DosimetryCore.learning.training import load_checkpoint
 
 METHODS = ("None", "IY-PVC", "DL-PVC")
 METRICS = {"ssim": "SSIM", "nrmse_percent": "NRMSE (%)", "vaa_percent": "VAA (%)", "ad_percent": "AD (%)"}

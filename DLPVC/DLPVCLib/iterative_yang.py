@@ -38,8 +38,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore.progress import ProgressCallback, no_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, QUANTITY_KEY, UNIT_KEY, require_image, require_same_geometry
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.volume import ACTIVITY_UNIT, QUANTITY_KEY, UNIT_KEY, require_image, require_same_geometry
 
 PROVENANCE_KEY = "deepdosimetry.pvc"
 """Metadata key of the JSON record (method, FWHM, iterations, regions) stamped into the output."""

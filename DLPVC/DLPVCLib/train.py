@@ -13,7 +13,7 @@ supplement, which this project does not have), so these are this project's choic
   ``--loss mse`` gives the squared error instead, and ``--loss l1+ssim`` adds
   :data:`SSIM_LOSS_WEIGHT` x (1 - SSIM), SSIM being seed 003's metric itself (3D Gaussian window,
   averaged over the true active region, data range the truth's maximum:
-  :func:`DosimetryCore.losses.masked_ssim`), which L1 alone does not reward for the structure of
+  :func:`DosimetryCore.learning.losses.masked_ssim`), which L1 alone does not reward for the structure of
   the image.
 - normalisation layers: instance normalisation in R2U-Net (``--norm instance``), as in the
   fastMRI U-Net seed 003 builds on; Alom et al.'s batch normalisation (``--norm batch``) fails
@@ -34,7 +34,7 @@ supplement, which this project does not have), so these are this project's choic
   own training as the first stage (:func:`initial_model`).
 
 The run writes into the checkpoint folder: ``latest.pt`` and ``best.pt``
-(:func:`DosimetryCore.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
+(:func:`DosimetryCore.learning.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
 trained, on which data, how, how long, on what hardware). ``--save-model NAME`` puts the best
 weights into the model registry with a model card; its held-out metrics are added by
 ``deepdosimetry evaluate-pvc --update-card``.
@@ -60,10 +60,17 @@ from torch.nn import functional
 import DosimetryCore
 from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
-from DosimetryCore import losses, models
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, terminal_progress
-from DosimetryCore.training import LR_SCHEDULES, LossFunction, TrainingResult, plot_loss_curve, seed_everything, train
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, terminal_progress
+from DosimetryCore.learning import losses, models
+from DosimetryCore.learning.training import (
+    LR_SCHEDULES,
+    LossFunction,
+    TrainingResult,
+    plot_loss_curve,
+    seed_everything,
+    train,
+)
 
 SSIM_LOSS_WEIGHT = 0.02
 """Weight of 1 - SSIM next to L1 in the ``l1+ssim`` loss.
@@ -259,7 +266,7 @@ def train_dlpvc(
         flips: augment the training cases with random mirroring along z, y and x
             (:class:`~DLPVCLib.dataset.PVCDataset` ``flips``); validation cases are never flipped.
         epochs, batch_size, lr, lr_schedule, seed, resume, device, progress: as in
-            :func:`DosimetryCore.training.train`; ``patience`` is its ``early_stop_patience``.
+            :func:`DosimetryCore.learning.training.train`; ``patience`` is its ``early_stop_patience``.
         init_model: start from this installed model's weights (:func:`initial_model`) instead of
             random ones; ``models_dir`` is the registry folder it is read from (default
             ``Resources/Models``).
@@ -372,7 +379,7 @@ def total_training(summary: dict[str, Any]) -> tuple[int, float]:
 
 
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
-    """Model card fields (:data:`DosimetryCore.models.REQUIRED_CARD_FIELDS`) of a training summary.
+    """Model card fields (:data:`DosimetryCore.learning.models.REQUIRED_CARD_FIELDS`) of a training summary.
 
     ``grid`` is the training grid (x, y, z voxels and mm), which :mod:`DLPVCLib.correction` resamples
     a SPECT onto. ``metrics`` and ``baselines`` are empty: :mod:`DLPVCLib.evaluation` fills them with the

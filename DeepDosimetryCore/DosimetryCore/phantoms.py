@@ -12,7 +12,7 @@ bit-identical output on the same machine) and vectorised over voxels:
   organ's uptake times U(0.5, 2), random rotations (+-5 degrees) and translations, applied to
   activity, CT and labelmap together.
 
-Geometry follows :mod:`DosimetryCore.volume`: LPS, identity direction, arrays ``(z, y, x)`` with x
+Geometry follows :mod:`DosimetryCore.core.volume`: LPS, identity direction, arrays ``(z, y, x)`` with x
 toward the patient's left, y toward posterior (anterior at low y index) and z toward superior; the
 origin is chosen so that the centre of the image is the physical point (0, 0, 0).
 
@@ -35,9 +35,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import __version__
-from .progress import ProgressCallback, no_progress
-from .volume import (
+from DosimetryCore import __version__
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.volume import (
     LABEL_NAMES_KEY,
     PROVENANCE_KEY,
     array_from_image,

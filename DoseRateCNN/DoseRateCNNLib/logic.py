@@ -1,6 +1,6 @@
 """Node-level logic of the DoseRateCNN module: MRML nodes in, nodes out, inputs never changed.
 
-No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`. The dose-rate
+No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.io.mrml`. The dose-rate
 methods are DosimetryCore's (:mod:`DosimetryCore.dose`): voxel dose kernels with density scaling
 (the baseline of seed 002), local energy deposition and Monte Carlo.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore import dose, mrml
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, UNIT_KEY, check_activity_image, resample_to, unit_of
+from DosimetryCore import dose
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.volume import ACTIVITY_UNIT, UNIT_KEY, check_activity_image, resample_to, unit_of
+from DosimetryCore.io import mrml
 
 AIR_HU = -1000.0
 """CT number given to activity-grid voxels outside the CT's field of view."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..resources import kernels_dir
+from ..core.resources import kernels_dir
 
 
 def entry_stem(prefix: str, parameters: dict[str, Any]) -> str:

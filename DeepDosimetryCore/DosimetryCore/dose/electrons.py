@@ -2,11 +2,11 @@
 
 Model (a simple class-I condensed-history random walk, continuous slowing down, in liquid water):
 
-- Emission: the nuclide's electrons as tabulated in ICRP 107 (:mod:`DosimetryCore.nuclides`): beta particles
+- Emission: the nuclide's electrons as tabulated in ICRP 107 (:mod:`DosimetryCore.physics.nuclides`): beta particles
   from the binned beta spectrum, conversion and Auger electrons from their lines, each sampled with its yield.
 - Energy loss: continuous slowing down (CSDA) with the Bethe collision stopping power for electrons
   (ICRU Report 37 (1984), eq. 2.15 with the Rohrlich-Carlson F-; mean excitation energy of water 75 eV as in
-  ICRU 37 and NIST ESTAR; <Z/A> from the water composition of :data:`DosimetryCore.tissue.MATERIALS`).
+  ICRU 37 and NIST ESTAR; <Z/A> from the water composition of :data:`DosimetryCore.physics.tissue.MATERIALS`).
   The density-effect correction is zero for water below about 0.6 MeV (Sternheimer's X0 = 0.24 for water)
   and is neglected; bremsstrahlung (radiation yield about 0.1 % at 0.5 MeV in water, ESTAR) is deposited
   locally; energy-loss straggling and delta rays are neglected. The CSDA ranges agree with ESTAR to ~1 %
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import xraydb
 
-from ..constants import (
+from ..core.constants import (
     AVOGADRO_PER_MOL,
     CLASSICAL_ELECTRON_RADIUS_CM,
     ELECTRON_REST_ENERGY_MEV,
@@ -46,9 +46,9 @@ from ..constants import (
     WATER_MEAN_EXCITATION_ENERGY_MEV,
     WATER_RADIATION_LENGTH_G_PER_CM2,
 )
-from ..device import resolve_device
-from ..nuclides import Nuclide, load_nuclide
-from ..tissue import MATERIALS
+from ..core.device import resolve_device
+from ..physics.nuclides import Nuclide, load_nuclide
+from ..physics.tissue import MATERIALS
 from . import cache
 from .directions import isotropic_directions, rotate_directions
 
@@ -75,7 +75,7 @@ _RANGE_GRID_POINTS = 2000
 
 
 def water_electrons_per_gram_ratio() -> float:
-    """<Z/A> of liquid water (mol/g) from its composition in :data:`DosimetryCore.tissue.MATERIALS`."""
+    """<Z/A> of liquid water (mol/g) from its composition in :data:`DosimetryCore.physics.tissue.MATERIALS`."""
     return sum(
         fraction * xraydb.atomic_number(symbol) / xraydb.atomic_mass(symbol)
         for symbol, fraction in MATERIALS["water"].mass_fractions

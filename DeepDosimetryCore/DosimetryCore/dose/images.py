@@ -18,10 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..metrics import segment_statistics
-from ..progress import ProgressCallback, sub_progress
-from ..tissue import density_g_per_cm3_from_hu
-from ..volume import (
+from ..core.progress import ProgressCallback, sub_progress
+from ..core.volume import (
     LABEL_NAMES_KEY,
     PROVENANCE_KEY,
     array_from_image,
@@ -32,6 +30,8 @@ from ..volume import (
     unit_of,
     voxel_volume_ml,
 )
+from ..evaluation.metrics import segment_statistics
+from ..physics.tissue import density_g_per_cm3_from_hu
 from .kernels import VoxelKernel, voxel_kernel
 from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu, simulate_dose_rate
 from .vdk import led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
@@ -180,7 +180,7 @@ def segment_table(
     dose_volume_percents: Sequence[float] = DEFAULT_DOSE_VOLUME_PERCENTS,
 ) -> list[dict[str, Any]]:
     """Per-segment dose-rate statistics (Gy/h): mean, std, min, max and D_x% (the minimum dose rate in the
-    hottest x % of the segment), via :func:`DosimetryCore.metrics.segment_statistics`; one dict per segment
+    hottest x % of the segment), via :func:`DosimetryCore.evaluation.metrics.segment_statistics`; one dict per segment
     with keys segment, label, voxels, volume_ml, mean, std, min, max, D<x>%.
 
     Args:

@@ -2,7 +2,7 @@
 
 A kernel value K[d] is the mean absorbed dose rate (mGy/s) in the voxel at offset d (z, y, x) from a source
 voxel holding 1 MBq uniformly, in an infinite homogeneous medium of ICRU-44 soft tissue (composition of
-:data:`DosimetryCore.tissue.MATERIALS`) at 1.04 g/cm^3, the kernel density of seed 002 (Li et al.: VDK dose
+:data:`DosimetryCore.physics.tissue.MATERIALS`) at 1.04 g/cm^3, the kernel density of seed 002 (Li et al.: VDK dose
 is multiplied by 1.04 g/cm^3 and divided by the local CT density). Two parts, as in seed 002:
 
 - beta (default 9^3 voxels): the decay electrons (beta spectrum + conversion + Auger electrons,
@@ -34,11 +34,11 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM
-from ..device import resolve_device
-from ..nuclides import load_nuclide
-from ..progress import ProgressCallback, no_progress
-from ..volume import PROVENANCE_KEY, set_unit
+from ..core.constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM
+from ..core.device import resolve_device
+from ..core.progress import ProgressCallback, no_progress
+from ..core.volume import PROVENANCE_KEY, set_unit
+from ..physics.nuclides import load_nuclide
 from . import cache
 from .directions import isotropic_directions
 from .electrons import (

@@ -6,7 +6,7 @@ steps, rejection rounds and batches, so the same code runs on CPU and CUDA (``de
 Physics and its approximations
 ------------------------------
 - Decays: positions sampled from the activity map (probability proportional to activity x voxel volume,
-  uniform inside the voxel); emissions from ICRP Publication 107 (:mod:`DosimetryCore.nuclides`).
+  uniform inside the voxel); emissions from ICRP Publication 107 (:mod:`DosimetryCore.physics.nuclides`).
 - Photons: every gamma and X-ray line at or above ``photon_cutoff_MeV`` (default 10 keV) is transported;
   a history is one photon, drawn from the lines in proportion to their yields and weighted by the total
   yield per decay (0.239 photons per decay for 177Lu above 10 keV). Lines below the cut-off (177Lu: L X-rays,
@@ -15,9 +15,9 @@ Physics and its approximations
   (max over materials of max density x mass coefficient at the bin's two ends, which bounds the linear
   interpolation used for the real cross-section exactly).
 - Materials: voxels are assigned a material class from their CT number (air, lung, adipose, soft tissue,
-  bone; :func:`DosimetryCore.tissue.material_index_from_hu`) and a density from the CT calibration
-  (:func:`DosimetryCore.tissue.density_g_per_cm3_from_hu`). Mass coefficients for photoelectric absorption,
-  incoherent (Compton) and coherent (Rayleigh) scattering come from :mod:`DosimetryCore.tissue` (Elam et al.
+  bone; :func:`DosimetryCore.physics.tissue.material_index_from_hu`) and a density from the CT calibration
+  (:func:`DosimetryCore.physics.tissue.density_g_per_cm3_from_hu`). Mass coefficients for photoelectric absorption,
+  incoherent (Compton) and coherent (Rayleigh) scattering come from :mod:`DosimetryCore.physics.tissue` (Elam et al.
   tables via xraydb), on a log-energy grid of 1024 points with linear interpolation.
 - Photoelectric absorption: the photon energy is deposited at the interaction point (fluorescence of the
   tissue elements is below 4 keV and is deposited with it).
@@ -53,11 +53,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..constants import ELECTRON_REST_ENERGY_MEV, G_PER_KG, J_PER_MEV, MM_PER_CM, SECONDS_PER_HOUR
-from ..device import resolve_device
-from ..nuclides import Nuclide, load_nuclide
-from ..progress import ProgressCallback, no_progress
-from ..tissue import HU_MATERIALS, density_g_per_cm3_from_hu, mass_attenuation_cm2_per_g, material_index_from_hu
+from ..core.constants import ELECTRON_REST_ENERGY_MEV, G_PER_KG, J_PER_MEV, MM_PER_CM, SECONDS_PER_HOUR
+from ..core.device import resolve_device
+from ..core.progress import ProgressCallback, no_progress
+from ..physics.nuclides import Nuclide, load_nuclide
+from ..physics.tissue import HU_MATERIALS, density_g_per_cm3_from_hu, mass_attenuation_cm2_per_g, material_index_from_hu
 from .convolution import fft_convolve
 from .directions import isotropic_directions, rotate_directions
 from .electrons import beta_point_kernel, beta_voxel_fractions
@@ -85,7 +85,7 @@ class Medium:
         density_g_per_cm3: mass density per voxel, float32 tensor of shape (z, y, x), >= 0 (0: vacuum).
         material_index: index into ``materials`` per voxel, int64 tensor of shape (z, y, x).
         spacing_mm: voxel size (z, y, x) in mm. Voxel (0, 0, 0) spans [0, spacing) on every axis.
-        materials: names of :data:`DosimetryCore.tissue.MATERIALS` the indices refer to.
+        materials: names of :data:`DosimetryCore.physics.tissue.MATERIALS` the indices refer to.
         surrounding: ``(material index, density)`` of an infinite homogeneous medium around the grid, or None
             for vacuum (photons leaving the grid escape).
     """

@@ -21,9 +21,9 @@ import math
 import numpy as np
 import torch
 
-from ..constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM, SECONDS_PER_HOUR
-from ..device import resolve_device
-from ..nuclides import load_nuclide
+from ..core.constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM, SECONDS_PER_HOUR
+from ..core.device import resolve_device
+from ..physics.nuclides import load_nuclide
 from .convolution import fft_convolve
 from .kernels import KERNEL_DENSITY_G_PER_CM3, VoxelKernel
 
