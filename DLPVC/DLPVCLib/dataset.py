@@ -33,7 +33,6 @@ XCAT in three bed positions (no head), and scatter is neither simulated nor corr
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -42,7 +41,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ from torch.utils.data import Dataset
 import DosimetryCore
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.imaging import simulation
 
@@ -609,62 +608,3 @@ class PVCDataset(Dataset):
             return pair
         dims = [dim for dim in (1, 2, 3) if torch.randint(0, 2, ()).item()]
         return tuple(tensor.flip(dims) for tensor in pair) if dims else pair
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
-    acquisition = replace(simulation.Acquisition(), views=arguments.views)
-    result = write_dataset(
-        arguments.out,
-        arguments.n,
-        arguments.seed,
-        arguments.size,
-        arguments.spacing_mm,
-        acquisition,
-        total_activity_range_mbq=tuple(arguments.total_activity_mbq),
-        split_fractions=tuple(arguments.split_fractions),
-        workers=arguments.workers,
-        device=arguments.device,
-        progress=terminal_progress(),
-    )
-    counts = result.manifest["split_counts"]
-    times = list(result.simulated.values())
-    timing = f", {np.mean(times):.1f} s per case" if times else ""
-    print(
-        f"{arguments.out}: simulated {len(result.simulated)} case(s){timing}, {len(result.skipped)} already complete; "
-        f"splits: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS)
-    )
-    empty = [name for name in SPLITS if counts[name] == 0]
-    if empty:
-        print(f"warning: empty split(s) {', '.join(empty)}: simulate more cases (--n) to train and evaluate")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``simulate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
-    command = subparsers.add_parser(
-        "simulate-pvc",
-        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (seed 003)",
-    )
-    command.add_argument("--out", required=True, help="dataset folder (created; an unfinished one is completed)")
-    command.add_argument("--n", type=int, required=True, help="number of cases")
-    command.add_argument("--seed", type=int, required=True, help="dataset seed (case seeds and splits follow)")
-    command.add_argument("--size", type=int, default=128, help="voxels per axis (default 128)")
-    command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
-    command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
-    command.add_argument(
-        "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
-        help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
-    )
-    command.add_argument(
-        "--split-fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"),
-        help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
-        "0 0.1 0.9 makes a held-out evaluation set)",
-    )
-    command.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    command.set_defaults(handler=_run_simulate_pvc)
-

@@ -23,7 +23,7 @@ class _PvcEntryPoint:
     name = "pvc"
 
     def load(self):
-        return pvc_cli.register
+        return pvc_cli.register_pvc
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
+from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
@@ -27,7 +28,7 @@ def run_cli(monkeypatch, argv: list[str]) -> int:
     """``deepdosimetry`` with this package's commands registered as their entry points will be."""
     monkeypatch.setattr(
         cli, "_discovered_registrations",
-        lambda group: [("simulate-pvc", dataset.register)] if group == cli.ENTRY_POINT_GROUP else [],
+        lambda group: [("simulate-pvc", dlpvc_cli.register_simulate_pvc)] if group == cli.ENTRY_POINT_GROUP else [],
     )
     return cli.main(argv)
 

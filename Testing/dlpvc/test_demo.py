@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import demo
 from DLPVCLib.iterative_yang import PROVENANCE_KEY as PVC_PROVENANCE_KEY
 from DosimetryCore import io
@@ -25,7 +26,7 @@ SEED = 5
 def run_cli(monkeypatch, argv: list[str]) -> int:
     monkeypatch.setattr(
         cli, "_discovered_registrations",
-        lambda group: [("demo-pvc", demo.register)] if group == cli.ENTRY_POINT_GROUP else [],
+        lambda group: [("demo-pvc", dlpvc_cli.register_demo_pvc)] if group == cli.ENTRY_POINT_GROUP else [],
     )
     return cli.main(argv)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset, evaluation
 from DLPVCLib.iterative_yang import psf_blur
 from DLPVCLib.networks import DLPVCModel
@@ -27,7 +28,7 @@ def run_cli(monkeypatch, argv: list[str]) -> int:
     """``deepdosimetry`` with ``evaluate-pvc`` registered as its entry point will be."""
     monkeypatch.setattr(
         cli, "_discovered_registrations",
-        lambda group: [("evaluate-pvc", evaluation.register)] if group == cli.ENTRY_POINT_GROUP else [],
+        lambda group: [("evaluate-pvc", dlpvc_cli.register_evaluate_pvc)] if group == cli.ENTRY_POINT_GROUP else [],
     )
     return cli.main(argv)
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset, train
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.cli import main as cli
@@ -22,7 +23,7 @@ def run_cli(monkeypatch, argv: list[str]) -> int:
     """``deepdosimetry`` with ``train dlpvc`` registered as its entry point will be."""
     monkeypatch.setattr(
         cli, "_discovered_registrations",
-        lambda group: [("dlpvc", train.register)] if group == cli.TRAINING_ENTRY_POINT_GROUP else [],
+        lambda group: [("dlpvc", dlpvc_cli.register_train)] if group == cli.TRAINING_ENTRY_POINT_GROUP else [],
     )
     return cli.main(argv)
 

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 import slicer
 
 from DosimetryCore import io
+from DosimetryCore.cli import report as report_cli
 from DosimetryCore.core.volume import LABEL_NAMES_KEY, PROVENANCE_KEY, set_unit
 from DosimetryCore.evaluation import report
 from DosimetryCore.io import mrml
@@ -147,7 +148,7 @@ def test_write_report_writes_nothing_on_bad_input(truth_and_labels, tmp_path):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepdosimetry")
-    report.register(parser.add_subparsers(dest="command", required=True))
+    report_cli.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

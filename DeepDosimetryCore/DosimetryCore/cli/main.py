@@ -1,7 +1,7 @@
 """The ``deepdosimetry`` command.
 
-Core sub-commands live here and in ``simulation_cli``, ``dose_cli`` and ``report``; each method package adds
-its own through the ``deepdosimetry.commands`` entry-point group and its ``train <method>``
+Core sub-commands live here and in :mod:`.simulate`, :mod:`.dose` (``kernel``) and :mod:`.report`;
+each method package adds its own through the ``deepdosimetry.commands`` entry-point group and its ``train <method>``
 command through ``deepdosimetry.training`` (each a ``register(subparsers)`` callable), so that
 DosimetryCore never imports a method package.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import DosimetryCore
 from DosimetryCore import io
 from DosimetryCore.cli import dose as dose_cli
+from DosimetryCore.cli import report as report_cli
 from DosimetryCore.cli import simulate as simulation_cli
 from DosimetryCore.core import resources
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.evaluation import report
 
 ENTRY_POINT_GROUP = "deepdosimetry.commands"
 TRAINING_ENTRY_POINT_GROUP = "deepdosimetry.training"
@@ -96,7 +96,7 @@ def _add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     planar.set_defaults(handler=_run_import_planar)
     simulation_cli.register(subparsers)
     dose_cli.register(subparsers)
-    report.register(subparsers)
+    report_cli.register(subparsers)
 
 
 def _discovered_registrations(group: str) -> list[tuple[str, Callable[[argparse._SubParsersAction], None]]]:
