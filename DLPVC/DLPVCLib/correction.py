@@ -27,7 +27,6 @@ the total activity: the one quantity PVC must not change (seed 003).
 
 from __future__ import annotations
 
-import json
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,14 +37,15 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from DLPVCLib.iterative_yang import PROVENANCE_KEY, iterative_yang
+from DLPVCLib.iterative_yang import iterative_yang
 from DLPVCLib.networks import DLPVCModel
+from DosimetryCore.core import provenance
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.resources import models_dir
 from DosimetryCore.core.volume import (
     ACTIVITY_UNIT,
-    QUANTITY_KEY,
     check_activity_image,
     image_from_array,
     require_image,
@@ -230,7 +230,7 @@ def correct_dl(
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
     output = _with_total(resample_to(corrected, source, "linear"), total_bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
-    output.SetMetaData(PROVENANCE_KEY, json.dumps(_dl_provenance(model, grid, reference, device)))
+    provenance.stamp(output, _dl_provenance(model, grid, reference, device))
     report(1.0, "DL-PVC done")
     return output
 

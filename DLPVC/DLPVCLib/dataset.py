@@ -55,8 +55,11 @@ from torch.utils.data import Dataset
 import DosimetryCore
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.core.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.provenance import read as read_provenance
+from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.volume import ACTIVITY_UNIT
 from DosimetryCore.imaging import simulation
 
 MANIFEST = "manifest.json"
@@ -233,7 +236,7 @@ def simulate_pvc_case(
         :class:`PVCCase` with images ``truth`` (Bq/mL), ``ct`` (HU), ``masks`` (labelmap) and the
         four :data:`RECONSTRUCTIONS` (Bq/mL), all (z, y, x) = (size, size, size) float32 (masks
         uint32) on one grid, each carrying the case provenance under
-        :data:`DosimetryCore.imaging.simulation.PROVENANCE_KEY`.
+        :data:`DosimetryCore.core.metadata.PROVENANCE_KEY`.
     """
     report = progress or no_progress
     seed = _check_seed(seed)
@@ -256,7 +259,7 @@ def simulate_pvc_case(
     spect = simulation.simulate_spect(
         truth, body.ct, acquisition, seed=seeds["spect_noise"], device=device, progress=sub_progress(report, 0.1, 1.0)
     )
-    activity_record = json.loads(truth.GetMetaData(PROVENANCE_KEY))
+    activity_record = read_provenance(truth)
     provenance = {
         "generator": "DLPVCLib.dataset.simulate_pvc_case",
         "deepdosimetry": DosimetryCore.__version__,
@@ -274,7 +277,7 @@ def simulate_pvc_case(
     }
     images = {"truth": truth, "ct": body.ct, "masks": masks, **{key: spect[key] for key in RECONSTRUCTIONS}}
     for image in images.values():
-        image.SetMetaData(simulation.PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+        stamp(image, provenance)
     report(1.0, "Case done")
     return PVCCase(images, provenance)
 

@@ -36,16 +36,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import __version__
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
-from DosimetryCore.core.volume import (
-    LABEL_NAMES_KEY,
-    PROVENANCE_KEY,
-    array_from_image,
-    image_from_array,
-    require_image,
-    set_unit,
-    voxel_volume_ml,
-)
+from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.volume import array_from_image, image_from_array, require_image, set_unit, voxel_volume_ml
 
 LABELS: dict[str, int] = {
     "body": 1,  # soft tissue, subcutaneous fat and everything not named below
@@ -662,7 +656,7 @@ def _provenance(generator: str, seed: int, parameters: dict[str, Any], **sampled
 
 
 def _stamp(image: sitk.Image, provenance: dict[str, Any]) -> sitk.Image:
-    image.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+    stamp(image, provenance)
     return image
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from DosimetryCore import dose
+from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.core.volume import ACTIVITY_UNIT, UNIT_KEY, check_activity_image, resample_to, unit_of
+from DosimetryCore.core.volume import ACTIVITY_UNIT, check_activity_image, resample_to, unit_of
 from DosimetryCore.io import mrml
 
 AIR_HU = -1000.0

@@ -55,8 +55,6 @@ def import_planar(
     progress(0.6, "Writing nodes")
     nodes = []
     for view, node in ((pair.anterior, anterior_node), (pair.posterior, posterior_node)):
-        view.image.SetMetaData("deepdosimetry.frame_duration_s", f"{view.frame_duration_s:g}")
-        view.image.SetMetaData("deepdosimetry.source", view.source)
         volume = io.planar_volume(view.image)
         if node is None:
             node = mrml.add_volume_node(scene, volume, f"Planar {view.view}")

@@ -12,9 +12,10 @@ import SimpleITK as sitk
 
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
+from DosimetryCore.core.metadata import PROVENANCE_KEY
 from DosimetryCore.core.resources import ENVIRONMENT_VARIABLE, kernels_dir
 from DosimetryCore.core.volume import image_from_array, unit_of
-from DosimetryCore.dose.kernels import KERNEL_UNIT, PROVENANCE_KEY
+from DosimetryCore.dose.kernels import KERNEL_UNIT
 
 
 @pytest.fixture

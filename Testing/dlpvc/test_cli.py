@@ -15,8 +15,9 @@ from DLPVCLib import cli as pvc_cli
 from DLPVCLib import correction
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY
 from DosimetryCore.core.resources import ENVIRONMENT_VARIABLE
-from DosimetryCore.core.volume import LABEL_NAMES_KEY, image_from_array
+from DosimetryCore.core.volume import image_from_array
 
 
 class _PvcEntryPoint:

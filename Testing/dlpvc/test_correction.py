@@ -13,9 +13,9 @@ import torch
 from dlpvc.cases import odd_image, save_tiny_model, sphere_case
 
 from DLPVCLib import correction
-from DLPVCLib.iterative_yang import PROVENANCE_KEY
 from DLPVCLib.networks import DLPVCModel
-from DosimetryCore.core.volume import UNIT_KEY, image_from_array
+from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
+from DosimetryCore.core.volume import image_from_array
 from DosimetryCore.imaging.projection import collimator_response
 from DosimetryCore.learning import models
 

@@ -16,6 +16,7 @@ from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
+from DosimetryCore.core.metadata import PROVENANCE_KEY
 from DosimetryCore.imaging import simulation
 
 # 32^3 voxels of 19.2 mm hold the torso's 500 x 360 x 610 mm; 12 views keep a case at ~0.2 s.
@@ -54,7 +55,7 @@ def test_case_images_units_geometry_and_provenance(case):
     truth = case.images["truth"]
     for stem, image in case.images.items():
         assert image.GetSize() == (32, 32, 32) and image.GetSpacing() == pytest.approx((19.2,) * 3), stem
-        assert json.loads(image.GetMetaData(simulation.PROVENANCE_KEY))["seed"] == 11
+        assert json.loads(image.GetMetaData(PROVENANCE_KEY))["seed"] == 11
     for stem in ("truth", *dataset.RECONSTRUCTIONS):
         assert case.images[stem].GetMetaData("deepdosimetry.unit") == "Bq/mL", stem
         assert case.images[stem].GetPixelID() == sitk.sitkFloat32

@@ -15,9 +15,9 @@ import SimpleITK as sitk
 
 from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import demo
-from DLPVCLib.iterative_yang import PROVENANCE_KEY as PVC_PROVENANCE_KEY
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
+from DosimetryCore.core.metadata import PROVENANCE_KEY as PVC_PROVENANCE_KEY
 from DosimetryCore.io import mrml
 
 SEED = 5

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DLPVCLib.iterative_yang import PROVENANCE_KEY, iterative_yang, psf_blur
+from DLPVCLib.iterative_yang import iterative_yang, psf_blur
+from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
 from DosimetryCore.core.progress import Cancelled
-from DosimetryCore.core.volume import UNIT_KEY, image_from_array
+from DosimetryCore.core.volume import image_from_array
 
 FIXTURES = Path(__file__).parent / "fixtures" / "petpvc"
 FIXTURE_FWHM_MM = (9.0, 10.0, 11.0)

@@ -14,7 +14,8 @@ import slicer
 
 from DosimetryCore import io
 from DosimetryCore.cli import report as report_cli
-from DosimetryCore.core.volume import LABEL_NAMES_KEY, PROVENANCE_KEY, set_unit
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY, PROVENANCE_KEY
+from DosimetryCore.core.volume import set_unit
 from DosimetryCore.evaluation import report
 from DosimetryCore.io import mrml
 

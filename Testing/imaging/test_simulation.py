@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from DosimetryCore.core.metadata import PROVENANCE_KEY
 from DosimetryCore.core.volume import image_from_array
 from DosimetryCore.imaging import simulation
 
@@ -29,7 +30,7 @@ def test_case_holds_every_image_with_units_and_provenance(case):
     assert case.images["anterior"].GetMetaData("deepdosimetry.unit") == "counts"
     assert case.images["projections_noisy"].GetSize() == (40, 40, 24)
     for image in case.images.values():
-        provenance = json.loads(image.GetMetaData(simulation.PROVENANCE_KEY))
+        provenance = json.loads(image.GetMetaData(PROVENANCE_KEY))
         assert provenance["seed"] == 7 and provenance["acquisition"]["views"] == 24
     assert "liver" in case.label_names.values()
 

@@ -9,7 +9,8 @@ import SimpleITK as sitk
 from dicom_builders import SECONDARY_CAPTURE, write_nm_tomographic, write_series
 
 from DosimetryCore import io
-from DosimetryCore.core.volume import UNIT_KEY, image_from_array
+from DosimetryCore.core.metadata import UNIT_KEY
+from DosimetryCore.core.volume import image_from_array
 
 
 @pytest.mark.parametrize("name", ["a.nrrd", "a.nii.gz", "a.nii", "a.mha"])

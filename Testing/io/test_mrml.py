@@ -13,7 +13,7 @@ import vtk
 from scipy.spatial.transform import Rotation
 
 from DosimetryCore import io
-from DosimetryCore.core.volume import UNIT_KEY
+from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.io import mrml
 
 

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import phantoms
+from DosimetryCore.core.metadata import PROVENANCE_KEY
 from DosimetryCore.core.volume import array_from_image, image_from_array, unit_of, voxel_volume_ml
 from DosimetryCore.phantoms import LABELS, Phantom, augment, make_torso, random_activity
 
@@ -72,7 +73,7 @@ def test_geometry_types_units_and_provenance(psma):
         assert image.GetDirection() == pytest.approx(np.eye(3).ravel())
         centre = image.TransformContinuousIndexToPhysicalPoint([31.5, 31.5, 31.5])
         assert centre == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
-        assert json.loads(image.GetMetaData(phantoms.PROVENANCE_KEY)) == psma.provenance
+        assert json.loads(image.GetMetaData(PROVENANCE_KEY)) == psma.provenance
     assert psma.ct.GetPixelID() == sitk.sitkFloat32 and psma.activity.GetPixelID() == sitk.sitkFloat32
     assert psma.labels.GetPixelID() == sitk.sitkUInt8
     assert unit_of(psma.activity) == "Bq/mL" and unit_of(psma.ct) == "HU"
@@ -222,7 +223,7 @@ def test_random_activity_reproducible_positive_and_scaled(psma):
     assert activity.min() >= 0 and np.all(activity[~body] == 0)
     assert total_mbq(first) == pytest.approx(2500.0, rel=1e-4)
     assert unit_of(first) == "Bq/mL" and first.GetSpacing() == psma.labels.GetSpacing()
-    record = json.loads(first.GetMetaData(phantoms.PROVENANCE_KEY))
+    record = json.loads(first.GetMetaData(PROVENANCE_KEY))
     assert record["seed"] == 7 and 0.05 <= record["target_active_fraction"] <= 0.1
     active = activity > 0
     assert np.mean(active[body]) == pytest.approx(record["active_fraction"])

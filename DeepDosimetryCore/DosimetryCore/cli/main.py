@@ -78,8 +78,6 @@ def _run_import_planar(arguments: argparse.Namespace) -> int:
     output = Path(arguments.out)
     for view in (pair.anterior, pair.posterior):
         image = view.image
-        image.SetMetaData("deepdosimetry.frame_duration_s", f"{view.frame_duration_s:g}")
-        image.SetMetaData("deepdosimetry.source", view.source)
         path = io.write_image(image, output / f"{view.view}.nrrd")
         print(f"{view.view}: {path} ({view.total_counts:.6g} counts in {view.frame_duration_s:g} s)")
     return 0

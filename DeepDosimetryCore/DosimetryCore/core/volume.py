@@ -17,17 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-UNIT_KEY = "deepdosimetry.unit"
-"""Metadata key holding the physical unit of the voxel values, e.g. ``"Bq/mL"``."""
-
-QUANTITY_KEY = "deepdosimetry.quantity"
-"""Metadata key holding what the voxel values are, e.g. ``"activity concentration"``."""
-
-PROVENANCE_KEY = "deepdosimetry.provenance"
-"""Metadata key holding, as JSON, how an image was made (generator, seed, parameters, versions)."""
-
-LABEL_NAMES_KEY = "deepdosimetry.label_names"
-"""Labelmap metadata key holding the label -> segment name table as JSON (``{"1": "liver", ...}``)."""
+from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 
 ACTIVITY_UNIT = "Bq/mL"
 """Unit of activity-concentration images."""

@@ -18,10 +18,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..core.metadata import LABEL_NAMES_KEY
 from ..core.progress import ProgressCallback, sub_progress
+from ..core.provenance import stamp
 from ..core.volume import (
-    LABEL_NAMES_KEY,
-    PROVENANCE_KEY,
     array_from_image,
     image_from_array,
     require_image,
@@ -143,9 +143,9 @@ def compute_dose_rate(
         )
         dose, provenance = result.dose_rate_Gy_per_h, result.provenance()
         uncertainty = _image(result.relative_uncertainty, activity, "1", "relative standard error of dose rate")
-        uncertainty.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+        stamp(uncertainty, provenance)
     image = _image(dose, activity, DOSE_RATE_UNIT, "absorbed dose rate")
-    image.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+    stamp(image, provenance)
     if progress:
         progress(1.0, "dose rate done")
     return DoseRateMap(image, uncertainty, provenance)

@@ -36,8 +36,9 @@ import torch
 
 from ..core.constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM
 from ..core.device import resolve_device
+from ..core.metadata import PROVENANCE_KEY
 from ..core.progress import ProgressCallback, no_progress
-from ..core.volume import PROVENANCE_KEY, set_unit
+from ..core.volume import set_unit
 from ..physics.nuclides import load_nuclide
 from . import cache
 from .directions import isotropic_directions

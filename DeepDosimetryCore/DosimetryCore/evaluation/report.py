@@ -25,15 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore.core.volume import (
-    ACTIVITY_UNIT,
-    LABEL_NAMES_KEY,
-    QUANTITY_KEY,
-    UNIT_KEY,
-    require_image,
-    require_same_geometry,
-    unit_of,
-)
+from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX, LABEL_NAMES_KEY
+from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry, unit_of
 from DosimetryCore.evaluation import metrics
 
 METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
@@ -41,10 +34,6 @@ METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
 
 TRUTH_NAME = "truth"
 """Name of the ground-truth volume in the scene and figure; no method may use it."""
-
-_PROVENANCE_PREFIX = "deepdosimetry."
-_DESCRIPTIVE_KEYS = (UNIT_KEY, QUANTITY_KEY, LABEL_NAMES_KEY)
-"""Project metadata keys that describe the values rather than how the image was made."""
 
 _AXES = {"z": 0, "y": 1, "x": 2}
 
@@ -240,13 +229,12 @@ def report_figure(
 def _image_provenance(image: sitk.Image) -> dict[str, Any]:
     """Every provenance record the image carries: metadata key -> value (parsed when JSON).
 
-    The project's modules record how an image was made under keys of their own
-    (``deepdosimetry.provenance``, ``deepdosimetry.simulation``, ``deepdosimetry.pvc``, ...): every
-    ``deepdosimetry.`` key except the unit, the quantity and the label names is kept.
+    Every ``deepdosimetry.`` key (:mod:`DosimetryCore.core.metadata`) except the unit, the quantity
+    and the label names is kept: the provenance record and facts such as a frame duration.
     """
     records = {}
     for key in image.GetMetaDataKeys():
-        if key.startswith(_PROVENANCE_PREFIX) and key not in _DESCRIPTIVE_KEYS:
+        if key.startswith(KEY_PREFIX) and key not in DESCRIPTIVE_KEYS:
             text = image.GetMetaData(key)
             try:
                 records[key] = json.loads(text)

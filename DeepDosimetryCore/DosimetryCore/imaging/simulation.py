@@ -14,7 +14,6 @@ columns toward the patient's left, the posterior mirrored into the anterior's or
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -24,7 +23,9 @@ import torch
 import DosimetryCore
 from DosimetryCore import phantoms
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.metadata import ANGLES_KEY, FRAME_DURATION_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.volume import image_from_array, require_image, require_same_geometry, set_unit
 from DosimetryCore.imaging.projection import (
     LU177_PHOTOPEAK_KEV,
@@ -36,9 +37,6 @@ from DosimetryCore.imaging.projection import (
 )
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 from DosimetryCore.physics import tissue
-
-PROVENANCE_KEY = "deepdosimetry.simulation"
-"""Metadata key of the JSON provenance (seed, acquisition, version) stamped into every output."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,7 @@ def _activity_tensor(activity: sitk.Image, device: torch.device) -> torch.Tensor
 
 
 def _stamp(image: sitk.Image, provenance: dict) -> sitk.Image:
-    image.SetMetaData(PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
-    return image
+    return stamp(image, provenance)
 
 
 def _planar_image(counts: torch.Tensor, spacing_zyx: tuple[float, float, float], view: str) -> sitk.Image:
@@ -156,7 +153,7 @@ def simulate_planar_images(
     views = []
     for index, view in enumerate(("anterior", "posterior")):
         image = _planar_image(counts[index], spacing, view)
-        image.SetMetaData("deepdosimetry.frame_duration_s", f"{acquisition.planar_time_s:g}")
+        image.SetMetaData(FRAME_DURATION_KEY, f"{acquisition.planar_time_s:g}")
         views.append(_stamp(image, provenance))
     return views[0], views[1]
 
@@ -165,7 +162,7 @@ def _projection_image(projections: torch.Tensor, spacing_zyx: tuple[float, float
     """SPECT projections (views, z, u) as a 3D image: x = u, y = z, z = view index."""
     image = sitk.GetImageFromArray(projections.cpu().numpy().astype(np.float32))
     image.SetSpacing((spacing_zyx[2], spacing_zyx[0], 1.0))
-    image.SetMetaData("deepdosimetry.angles_deg", " ".join(f"{a:g}" for a in angles))
+    image.SetMetaData(ANGLES_KEY, " ".join(f"{a:g}" for a in angles))
     return set_unit(image, "counts", "SPECT projections (view, row, column)")
 
 

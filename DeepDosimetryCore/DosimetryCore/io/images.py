@@ -17,13 +17,12 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from DosimetryCore.core.volume import QUANTITY_KEY, UNIT_KEY, require_image
+from DosimetryCore.core.metadata import FRAME_DURATION_KEY, MODALITY_KEY, QUANTITY_KEY, SOURCE_KEY, UNIT_KEY
+from DosimetryCore.core.volume import require_image
 
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 """File name endings :func:`read_image` and :func:`write_image` accept for volumes."""
 
-MODALITY_KEY = "deepdosimetry.modality"
-"""Metadata key holding the DICOM modality (CT, PT, NM) of an image read from DICOM."""
 
 SECONDARY_CAPTURE_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
@@ -235,7 +234,8 @@ class PlanarView:
     """One planar scintigraphy view.
 
     ``image`` is a 2D float32 SimpleITK image of counts per pixel, shape (rows, columns) as
-    (y, x) with spacing (column, row) in mm. ``frame_duration_s`` is the acquisition time.
+    (y, x) with spacing (column, row) in mm, carrying the frame duration and the source file in its
+    metadata. ``frame_duration_s`` is the acquisition time.
     """
 
     image: sitk.Image
@@ -333,6 +333,8 @@ def _planar_views(path: str | os.PathLike) -> list[PlanarView]:
         image.SetSpacing((column_spacing, row_spacing))
         image.SetMetaData(UNIT_KEY, "counts")
         image.SetMetaData(QUANTITY_KEY, f"planar {view} counts")
+        image.SetMetaData(FRAME_DURATION_KEY, f"{duration_s:g}")
+        image.SetMetaData(SOURCE_KEY, str(path))
         result.append(PlanarView(image, view, duration_s, str(path), metadata))
     return result
 

@@ -23,7 +23,8 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from DosimetryCore.core.volume import QUANTITY_KEY, UNIT_KEY, require_image
+from DosimetryCore.core.metadata import KEY_PREFIX, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.volume import require_image
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -147,8 +148,8 @@ def update_volume_node_from_image(node: slicer.vtkMRMLScalarVolumeNode, image: s
     node.SetSpacing(image.GetSpacing())
     node.SetOrigin((_LPS_FROM_RAS @ np.array(image.GetOrigin(), dtype=float)).tolist())
     for key in image.GetMetaDataKeys():
-        if key.startswith("deepdosimetry."):
-            suffix = key[len("deepdosimetry."):]
+        if key.startswith(KEY_PREFIX):
+            suffix = key[len(KEY_PREFIX):]
             node.SetAttribute(PROVENANCE_ATTRIBUTE_PREFIX + suffix[:1].upper() + suffix[1:], image.GetMetaData(key))
     unit = image.GetMetaData(UNIT_KEY) if image.HasMetaDataKey(UNIT_KEY) else None
     if unit in _UCUM:
