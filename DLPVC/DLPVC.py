@@ -39,7 +39,7 @@ def installedDLPVCModels():
     Read from the folder without importing torch (which may not be installed yet when Slicer loads
     the module); the same rule as ``DLPVCLib.correction.installed_models``.
     """
-    from DosimetryCore.resources import models_dir
+    from DosimetryCore.core.resources import models_dir
 
     try:
         folder = models_dir()
@@ -223,7 +223,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from DLPVCLib.iterative_yang import psf_blur
-        from DosimetryCore import mrml
+        from DosimetryCore.io import mrml
 
         spacing_mm, fwhm_mm = 4.0, (12.0, 12.0, 12.0)
         z, y, x = np.meshgrid(*(spacing_mm * (np.arange(20) - 9.5),) * 3, indexing="ij")
@@ -257,7 +257,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
 
         from DLPVCLib.correction import DEFAULT_MODEL, installed_models, load_dlpvc_model
         from DLPVCLib.dataset import simulate_pvc_case
-        from DosimetryCore import mrml
+        from DosimetryCore.io import mrml
 
         if DEFAULT_MODEL not in installed_models():
             raise AssertionError(f"the shipped model {DEFAULT_MODEL} is not installed under Resources/Models")

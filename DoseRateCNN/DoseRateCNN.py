@@ -154,9 +154,9 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         import numpy as np
         import SimpleITK as sitk
 
-        from DosimetryCore import mrml
-        from DosimetryCore.constants import J_PER_MEV, SECONDS_PER_HOUR
-        from DosimetryCore.nuclides import load_nuclide
+        from DosimetryCore.core.constants import J_PER_MEV, SECONDS_PER_HOUR
+        from DosimetryCore.io import mrml
+        from DosimetryCore.physics.nuclides import load_nuclide
 
         activity = np.zeros((24, 24, 24), np.float32)
         activity[8:16, 8:16, 8:16] = 1e6

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture
 def scene():
     """A fresh MRML scene from the slicer-core package (real MRML, no Slicer application)."""
-    from DosimetryCore import mrml
+    from DosimetryCore.io import mrml
 
     return mrml.new_scene()
 

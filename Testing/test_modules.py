@@ -79,7 +79,7 @@ def test_committed_ui_is_what_the_generator_writes(module):
 @pytest.mark.parametrize(
     "path",
     [f"{m}/Resources/Icons/{m}.png" for m in MODULES]
-    + ["Resources/Icons/DeepDosimetry.png", "DosimetryCore/Resources/Icons/DeepDosimetryCore.png"],
+    + ["Resources/Icons/DeepDosimetry.png", "DeepDosimetryCore/Resources/Icons/DeepDosimetryCore.png"],
 )
 def test_icons_are_128_pixel_pngs(path):
     with Image.open(REPOSITORY / path) as icon:
@@ -101,7 +101,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def _library_files() -> dict[str, list[Path]]:
-    packages = {"DosimetryCore": REPOSITORY / "DosimetryCore" / "DosimetryCore"}
+    packages = {"DosimetryCore": REPOSITORY / "DeepDosimetryCore" / "DosimetryCore"}
     packages |= {f"{m}Lib": REPOSITORY / m / f"{m}Lib" for m in MODULES}
     return {name: sorted(folder.rglob("*.py")) for name, folder in packages.items()}
 

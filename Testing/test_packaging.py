@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-MODULE_FOLDERS = ("DosimetryCore", "PlanarTo3D", "DLPVC", "DoseRateCNN")
+MODULE_FOLDERS = ("DeepDosimetryCore", "PlanarTo3D", "DLPVC", "DoseRateCNN")
 PACKAGED_SUFFIXES = (".py", ".ui", ".png", ".pt", ".pth", ".safetensors", ".onnx", ".json", ".md", ".txt")
 SKIPPED_PARTS = {"__pycache__", "Testing", ".pytest_cache"}
 

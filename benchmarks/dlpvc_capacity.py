@@ -32,7 +32,7 @@ from DLPVCLib.dataset import PVCDataset
 from DLPVCLib.evaluation import IY_ITERATIONS, case_metrics
 from DLPVCLib.iterative_yang import iterative_yang
 from DLPVCLib.train import LOSSES, normalised_loss
-from DosimetryCore.device import resolve_device
+from DosimetryCore.core.device import resolve_device
 
 METRICS = ("ssim", "nrmse_percent", "vaa_percent")
 

@@ -23,7 +23,7 @@ import torch
 
 from DLPVCLib.correction import correct_dl, load_dlpvc_model
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
-from DosimetryCore.device import resolve_device
+from DosimetryCore.core.device import resolve_device
 
 
 def seconds_per_volume(model: DLPVCModel, volume: torch.Tensor, repeats: int, device: torch.device) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from DLPVCLib import dataset, evaluation, train
-from DosimetryCore.progress import terminal_progress
+from DosimetryCore.core.progress import terminal_progress
 
 
 def main() -> None:

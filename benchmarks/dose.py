@@ -24,9 +24,9 @@ import time
 import numpy as np
 import torch
 
-from DosimetryCore.device import resolve_device
+from DosimetryCore.core.device import resolve_device
 from DosimetryCore.dose import kernels, montecarlo, vdk
-from DosimetryCore.tissue import density_g_per_cm3_from_hu
+from DosimetryCore.physics.tissue import density_g_per_cm3_from_hu
 
 SEED_002_SPACING_MM = (3.0, 0.98, 0.98)  # (z, y, x)
 SEED_002_SHAPE = (130, 512, 512)

@@ -1,4 +1,4 @@
-"""Timing of the SPECT projector (DosimetryCore.projection): forward, back and both, with and without
+"""Timing of the SPECT projector (DosimetryCore.imaging.projection): forward, back and both, with and without
 attenuation and collimator response.
 
 Usage: ``python benchmarks/projection.py [--size 128] [--views 120] [--repeats 3] [--device auto]``
@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from DosimetryCore.device import resolve_device
-from DosimetryCore.projection import SpectProjector, collimator_response
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.imaging.projection import SpectProjector, collimator_response
 
 MU_WATER_208KEV_PER_CM = 0.1355  # NIST XCOM, water at 208 keV
 

@@ -74,7 +74,7 @@ def core() -> Image.Image:
 
 ICONS = {
     ROOT / "Resources/Icons/DeepDosimetry.png": deep_dosimetry,
-    ROOT / "DosimetryCore/Resources/Icons/DeepDosimetryCore.png": core,
+    ROOT / "DeepDosimetryCore/Resources/Icons/DeepDosimetryCore.png": core,
     ROOT / "PlanarTo3D/Resources/Icons/PlanarTo3D.png": planar_to_3d,
     ROOT / "DLPVC/Resources/Icons/DLPVC.png": dlpvc,
     ROOT / "DoseRateCNN/Resources/Icons/DoseRateCNN.png": dose_rate_cnn,

@@ -6,5 +6,5 @@
 - :mod:`DLPVCLib.logic`: the same on MRML nodes, with the per-segment before/after table;
 - :mod:`DLPVCLib.cli`: the ``pvc`` command.
 
-DL-PVC needs a trained model in the registry (:mod:`DosimetryCore.models`); none ships yet.
+DL-PVC needs a trained model in the registry (:mod:`DosimetryCore.learning.models`); none ships yet.
 """

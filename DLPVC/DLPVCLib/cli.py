@@ -1,19 +1,30 @@
-"""Sub-command ``pvc`` of the ``deepdosimetry`` command (registered through the ``deepdosimetry.commands`` entry point).
+"""DL-PVC sub-commands of the ``deepdosimetry`` command (argparse only; the work is in the library modules).
+
+Each ``register_*`` function is a ``deepdosimetry.commands`` entry point (``register_train`` a
+``deepdosimetry.training`` one):
 
     deepdosimetry pvc --input SPECT.nrrd --method dl|iy [--seg SEG.nrrd] [--fwhm-mm X Y Z]
                       [--iterations N] [--model NAME] [--device DEVICE] --output OUT.nrrd [--table T.csv]
+    deepdosimetry simulate-pvc --out DIR --n N --seed S ...
+    deepdosimetry evaluate-pvc --data DIR --model NAME --output T.csv ...
+    deepdosimetry demo-pvc [--out demo-output] [--case random|torso] ...
+    deepdosimetry train dlpvc --data DIR --out CHECKPOINTS ...
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from torch import nn
 
 from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
@@ -24,9 +35,17 @@ from DLPVCLib.correction import (
     segment_rows,
     total_activity_bq,
 )
+from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, SPLITS, TOTAL_ACTIVITY_RANGE_MBQ, write_dataset
+from DLPVCLib.demo import CASES, DEMO_SEED, run_demo
+from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_table
+from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
+from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
-from DosimetryCore.progress import terminal_progress
-from DosimetryCore.volume import require_image, resample_to, same_geometry
+from DosimetryCore.core.progress import terminal_progress
+from DosimetryCore.core.volume import require_image, resample_to, same_geometry
+from DosimetryCore.imaging import simulation
+from DosimetryCore.learning import models
+from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
 
 
 def _check_paths(arguments: argparse.Namespace) -> None:
@@ -108,7 +127,7 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register_pvc(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pvc`` sub-command to the ``deepdosimetry`` command's sub-parsers."""
     pvc = subparsers.add_parser(
         "pvc", help="partial-volume correction of 177Lu SPECT (Bq/mL): DL-PVC network or iterative Yang"
@@ -132,3 +151,263 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     pvc.add_argument("--device", default=None, help="dl: cpu, cuda, ... (default: cuda when available)")
     pvc.set_defaults(handler=_run_pvc)
+
+
+def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
+    acquisition = replace(simulation.Acquisition(), views=arguments.views)
+    result = write_dataset(
+        arguments.out,
+        arguments.n,
+        arguments.seed,
+        arguments.size,
+        arguments.spacing_mm,
+        acquisition,
+        total_activity_range_mbq=tuple(arguments.total_activity_mbq),
+        split_fractions=tuple(arguments.split_fractions),
+        workers=arguments.workers,
+        device=arguments.device,
+        progress=terminal_progress(),
+    )
+    counts = result.manifest["split_counts"]
+    times = list(result.simulated.values())
+    timing = f", {np.mean(times):.1f} s per case" if times else ""
+    print(
+        f"{arguments.out}: simulated {len(result.simulated)} case(s){timing}, {len(result.skipped)} already complete; "
+        f"splits: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS)
+    )
+    empty = [name for name in SPLITS if counts[name] == 0]
+    if empty:
+        print(f"warning: empty split(s) {', '.join(empty)}: simulate more cases (--n) to train and evaluate")
+    return 0
+
+
+def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``simulate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
+    command = subparsers.add_parser(
+        "simulate-pvc",
+        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (seed 003)",
+    )
+    command.add_argument("--out", required=True, help="dataset folder (created; an unfinished one is completed)")
+    command.add_argument("--n", type=int, required=True, help="number of cases")
+    command.add_argument("--seed", type=int, required=True, help="dataset seed (case seeds and splits follow)")
+    command.add_argument("--size", type=int, default=128, help="voxels per axis (default 128)")
+    command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
+    command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
+    command.add_argument(
+        "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
+        help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
+    )
+    command.add_argument(
+        "--split-fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"),
+        help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
+        "0 0.1 0.9 makes a held-out evaluation set)",
+    )
+    command.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.set_defaults(handler=_run_simulate_pvc)
+
+
+
+def _load(arguments: argparse.Namespace) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The network of ``--model`` (with its card) or ``--checkpoint`` (card None)."""
+    if arguments.model:
+        return models.load_model(arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir)
+    checkpoint = load_checkpoint(arguments.checkpoint, arguments.device)
+    if not checkpoint.get("model_config"):
+        raise ValueError(f"checkpoint: {arguments.checkpoint} does not record a model_config to rebuild the network")
+    model = DLPVCModel.from_config(checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model, None
+
+
+def _run_evaluate(arguments: argparse.Namespace) -> int:
+    if arguments.update_card and not arguments.model:
+        raise ValueError("update-card: needs --model NAME (a registry model), not --checkpoint")
+    model, card = _load(arguments)
+    input_key = arguments.input or (card or {}).get("input", "osem_rr_noisy")
+    evaluation = evaluate(
+        model,
+        arguments.data,
+        arguments.split,
+        input_key=input_key,
+        iy_fwhm_mm=arguments.iy_fwhm_mm,
+        iy_iterations=arguments.iy_iterations,
+        device=arguments.device,
+        progress=terminal_progress(),
+    )
+    name = arguments.model or Path(arguments.checkpoint).name
+    paths = write_table(evaluation, arguments.output, title=f"{name} on {arguments.split} ({input_key})")
+    print(paths[1].read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(path) for path in paths))
+    if arguments.update_card:
+        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
+        models.save_model(model.cpu(), arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
+        print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
+    return 0
+
+
+def register_evaluate_pvc(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``evaluate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
+    command = subparsers.add_parser(
+        "evaluate-pvc", help="held-out metrics of no PVC, iterative Yang PVC and DL-PVC (seed 003 Table 1)"
+    )
+    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="NAME", help="registry model name")
+    source.add_argument("--checkpoint", metavar="PATH", help="training checkpoint (best.pt)")
+    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
+    command.add_argument("--output", required=True, help="table CSV (a .md, _cases.csv and .json are written beside)")
+    command.add_argument("--split", default="test", help="split to evaluate (default test)")
+    command.add_argument(
+        "--input", default=None, help=f"reconstruction: {', '.join(RECONSTRUCTIONS)} (default: the model's)"
+    )
+    command.add_argument("--iy-fwhm-mm", type=float, default=None, help="IY-PVC FWHM (default: matched filter on val)")
+    command.add_argument("--iy-iterations", type=int, default=IY_ITERATIONS, help="IY-PVC iterations (default 10)")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.add_argument("--update-card", action="store_true", help="write the metrics into the model's card")
+    command.set_defaults(handler=_run_evaluate)
+
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    print(f"{'method':<8} {'SSIM':>6} {'NRMSE %':>8} {'VAA %':>6} {'AD %':>6}")
+    for row in result["metrics"]:
+        print(
+            f"{row['method']:<8} {row['SSIM']:6.3f} {100 * row['NRMSE']:8.2f} {100 * row['VAA']:6.1f} {row['AD']:6.2f}"
+        )
+    provenance = result["provenance"]
+    print(
+        f"model {provenance['model']['name']} (sha256 {str(provenance['model']['weights_sha256'])[:12]}), "
+        f"IY-PVC FWHM {provenance['iy_pvc']['fwhm_mm']:.2f} mm, {provenance['case']} case, seed {provenance['seed']}, "
+        f"{provenance['wall_time_s']:.0f} s"
+    )
+    print("wrote " + ", ".join(str(path) for path in result["paths"].values()))
+
+
+def _run_demo(arguments: argparse.Namespace) -> int:
+    result = run_demo(
+        arguments.out,
+        arguments.seed,
+        arguments.model,
+        arguments.models_dir,
+        arguments.device,
+        terminal_progress(),
+        arguments.case,
+    )
+    _print_summary(result)
+    return 0
+
+
+def register_demo_pvc(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
+    command = subparsers.add_parser(
+        "demo-pvc", help="simulate a case, apply DL-PVC and IY-PVC, write metrics, figure and Slicer scene"
+    )
+    command.add_argument(
+        "--case",
+        choices=CASES,
+        default=CASES[0],
+        help="random: random shapes as in training (seed 003 Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
+    )
+    command.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    command.add_argument("--seed", type=int, default=DEMO_SEED, help=f"case seed (default {DEMO_SEED})")
+    command.add_argument("--model", default=DEFAULT_MODEL, help=f"DL-PVC model (default {DEFAULT_MODEL})")
+    command.add_argument("--models-dir", default=None, help="model folder (default Resources/Models)")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.set_defaults(handler=_run_demo)
+
+
+
+def _command_line(arguments: argparse.Namespace) -> str:
+    """The training command with every setting spelled out (what the model card records)."""
+    words = [
+        "deepdosimetry", "train", "dlpvc", "--data", arguments.data, "--out", arguments.out, "--arch", arguments.arch,
+        "--input", arguments.input, "--loss", arguments.loss, "--epochs", arguments.epochs, "--batch-size",
+        arguments.batch_size, "--lr", arguments.lr, "--lr-schedule", arguments.lr_schedule, "--seed", arguments.seed,
+    ]
+    if arguments.no_flips:
+        words.append("--no-flips")
+    if arguments.channels:
+        words += ["--channels", *arguments.channels]
+    if arguments.norm:
+        words += ["--norm", arguments.norm]
+    if arguments.patience is not None:
+        words += ["--patience", arguments.patience]
+    if arguments.init_model:
+        words += ["--init-model", arguments.init_model]
+    if arguments.resume:
+        words.append("--resume")
+    if arguments.save_model:
+        words += ["--save-model", arguments.save_model]
+    return shlex.join(str(word) for word in words)
+
+
+def _run_train(arguments: argparse.Namespace) -> int:
+    if arguments.save_model and arguments.save_model in models.list_models(arguments.models_dir):
+        if not arguments.overwrite:
+            raise ValueError(f"save-model: model {arguments.save_model!r} exists; pass --overwrite to replace it")
+    run = train_dlpvc(
+        arguments.data,
+        arguments.out,
+        arch=arguments.arch,
+        channels=arguments.channels,
+        norm=arguments.norm,
+        input_key=arguments.input,
+        loss=arguments.loss,
+        epochs=arguments.epochs,
+        batch_size=arguments.batch_size,
+        lr=arguments.lr,
+        lr_schedule=arguments.lr_schedule,
+        seed=arguments.seed,
+        flips=not arguments.no_flips,
+        patience=arguments.patience,
+        resume=arguments.resume,
+        init_model=arguments.init_model,
+        models_dir=arguments.models_dir,
+        device=arguments.device,
+        command=_command_line(arguments),
+        progress=terminal_progress(),
+    )
+    outcome = run.summary["result"]
+    print(
+        f"trained {outcome['epochs_run']} epoch(s) in {outcome['wall_time_s']:.1f} s; best val loss "
+        f"{outcome['best_val_loss']:.4g} at epoch {outcome['best_epoch']}; {run.summary_path}, {run.loss_curve}"
+    )
+    if arguments.save_model:
+        folder = models.save_model(
+            run.model, arguments.save_model, card_fields(run.summary), arguments.models_dir, arguments.overwrite
+        )
+        print(f"model {arguments.save_model!r} written to {folder}; add its held-out metrics with evaluate-pvc")
+    return 0
+
+
+def register_train(train_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dlpvc`` to ``deepdosimetry train`` (entry-point group ``deepdosimetry.training``)."""
+    command = train_subparsers.add_parser("dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (seed 003)")
+    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
+    command.add_argument("--out", required=True, help="checkpoint folder (checkpoints, loss curve, summary)")
+    command.add_argument("--arch", default="r2unet", help=f"network: {', '.join(ARCHITECTURES)} (default r2unet)")
+    command.add_argument("--channels", type=int, nargs="+", help="feature channels per level (default 16 32 64 128)")
+    command.add_argument("--norm", default=None, help="instance or batch (default: instance for r2unet)")
+    command.add_argument(
+        "--input", default="osem_rr_noisy", help=f"reconstruction to correct: {', '.join(RECONSTRUCTIONS)}"
+    )
+    command.add_argument("--loss", default=DEFAULTS["loss"], help=f"{', '.join(LOSSES)} (default l1)")
+    command.add_argument(
+        "--init-model", metavar="NAME", help="fine-tune: start from this installed model's weights (same architecture)"
+    )
+    command.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default 100")
+    command.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default 2")
+    command.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
+    command.add_argument(
+        "--lr-schedule", default=DEFAULTS["lr_schedule"], help=f"{', '.join(LR_SCHEDULES)} (default plateau)"
+    )
+    command.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="weights and batch order (default 0)")
+    command.add_argument("--no-flips", action="store_true", help="no random mirroring of the training cases")
+    command.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
+    command.add_argument("--resume", action="store_true", help="continue from the checkpoint folder's latest.pt")
+    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    command.add_argument("--save-model", metavar="NAME", help="write the trained model into the model registry")
+    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
+    command.set_defaults(handler=_run_train)

@@ -27,7 +27,6 @@ the total activity: the one quantity PVC must not change (seed 003).
 
 from __future__ import annotations
 
-import json
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,16 +37,15 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from DLPVCLib.iterative_yang import PROVENANCE_KEY, iterative_yang
+from DLPVCLib.iterative_yang import iterative_yang
 from DLPVCLib.networks import DLPVCModel
-from DosimetryCore import metrics, models
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress
-from DosimetryCore.projection import collimator_response
-from DosimetryCore.resources import models_dir
-from DosimetryCore.volume import (
+from DosimetryCore.core import provenance
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.metadata import QUANTITY_KEY
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.resources import models_dir
+from DosimetryCore.core.volume import (
     ACTIVITY_UNIT,
-    QUANTITY_KEY,
     check_activity_image,
     image_from_array,
     require_image,
@@ -56,6 +54,9 @@ from DosimetryCore.volume import (
     set_unit,
     voxel_volume_ml,
 )
+from DosimetryCore.evaluation import metrics
+from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.learning import models
 
 ACTIVITY_QUANTITY = "activity concentration"
 
@@ -71,7 +72,7 @@ DEFAULT_FWHM_MM = round(float(collimator_response(DEFAULT_COLLIMATOR).fwhm_mm(DE
 """Default IY-PVC PSF FWHM (mm, the same along x, y, z): 18.5 mm.
 
 The system FWHM of the Siemens MELP collimator at 208 keV, 200 mm from the collimator face
-(:func:`DosimetryCore.projection.collimator_response`), about the resolution of a 177Lu SPECT
+(:func:`DosimetryCore.imaging.projection.collimator_response`), about the resolution of a 177Lu SPECT
 reconstructed without resolution modelling (seed 003 measured 21.4 mm for theirs, 8.8 mm with
 resolution modelling). Use your own system's measured reconstructed resolution where known.
 """
@@ -127,7 +128,7 @@ class NetworkGrid:
 
 @dataclass
 class TrainedModel:
-    """A loaded DL-PVC network with its model card (see :mod:`DosimetryCore.models`)."""
+    """A loaded DL-PVC network with its model card (see :mod:`DosimetryCore.learning.models`)."""
 
     network: DLPVCModel
     card: dict[str, Any]
@@ -229,7 +230,7 @@ def correct_dl(
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
     output = _with_total(resample_to(corrected, source, "linear"), total_bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
-    output.SetMetaData(PROVENANCE_KEY, json.dumps(_dl_provenance(model, grid, reference, device)))
+    provenance.stamp(output, _dl_provenance(model, grid, reference, device))
     report(1.0, "DL-PVC done")
     return output
 

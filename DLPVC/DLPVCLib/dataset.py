@@ -7,9 +7,9 @@ from noise-free and from noisy projections, at 4.8 mm voxels on a 128^3 grid.
 :func:`simulate_pvc_case` makes one such case here: a synthetic torso
 (:func:`DosimetryCore.phantoms.make_torso`, its CT and body outline only), a random activity
 distribution in it (:func:`DosimetryCore.phantoms.random_activity`) and the four reconstructions
-(:func:`DosimetryCore.simulation.simulate_spect`). :func:`write_dataset` writes many such cases as
+(:func:`DosimetryCore.imaging.simulation.simulate_spect`). :func:`write_dataset` writes many such cases as
 one dataset folder, and :class:`PVCDataset` serves one split of it to
-:func:`DosimetryCore.training.train`.
+:func:`DosimetryCore.learning.training.train`.
 
 Dataset folder::
 
@@ -28,12 +28,11 @@ opens in Slicer.
 
 Departures from seed 003: the body is this project's analytic torso (pelvis to lung apex), not
 XCAT in three bed positions (no head), and scatter is neither simulated nor corrected (see
-:mod:`DosimetryCore.simulation`).
+:mod:`DosimetryCore.imaging.simulation`).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -42,7 +41,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -54,10 +53,14 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 import DosimetryCore
-from DosimetryCore import io, phantoms, simulation
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, PROVENANCE_KEY, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore import io, phantoms
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.provenance import read as read_provenance
+from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.volume import ACTIVITY_UNIT
+from DosimetryCore.imaging import simulation
 
 MANIFEST = "manifest.json"
 CASE_RECORD = "case.json"
@@ -127,7 +130,7 @@ def case_seeds(seed: int, n: int) -> list[int]:
 def case_sub_seeds(case_seed: int) -> dict[str, int]:
     """Independent seeds of one case's random parts, all derived from its seed.
 
-    ``spect_noise`` is :func:`DosimetryCore.simulation.noise_seeds`'s SPECT seed (children 0 and 1
+    ``spect_noise`` is :func:`DosimetryCore.imaging.simulation.noise_seeds`'s SPECT seed (children 0 and 1
     of ``SeedSequence(case_seed)`` are the noise seeds); ``anatomy``, ``activity`` and
     ``total_activity`` are children 2, 3 and 4.
     """
@@ -225,7 +228,7 @@ def simulate_pvc_case(
     003's latest acquisitions were 4 days after injection). The noise level of the noisy
     reconstructions follows from it and from ``acquisition``'s sensitivity and time per view.
 
-    SPECT: :func:`~DosimetryCore.simulation.simulate_spect` with ``acquisition`` (default: seed
+    SPECT: :func:`~DosimetryCore.imaging.simulation.simulate_spect` with ``acquisition`` (default: seed
     003's 120 views x 30 s, MELP, noRR 10x2 and RR 6x6 OSEM), Poisson noise seeded from the case
     seed. ``masks`` is :func:`region_labelmap` of the truth. Deterministic for a seed and device.
 
@@ -233,7 +236,7 @@ def simulate_pvc_case(
         :class:`PVCCase` with images ``truth`` (Bq/mL), ``ct`` (HU), ``masks`` (labelmap) and the
         four :data:`RECONSTRUCTIONS` (Bq/mL), all (z, y, x) = (size, size, size) float32 (masks
         uint32) on one grid, each carrying the case provenance under
-        :data:`DosimetryCore.simulation.PROVENANCE_KEY`.
+        :data:`DosimetryCore.core.metadata.PROVENANCE_KEY`.
     """
     report = progress or no_progress
     seed = _check_seed(seed)
@@ -256,7 +259,7 @@ def simulate_pvc_case(
     spect = simulation.simulate_spect(
         truth, body.ct, acquisition, seed=seeds["spect_noise"], device=device, progress=sub_progress(report, 0.1, 1.0)
     )
-    activity_record = json.loads(truth.GetMetaData(PROVENANCE_KEY))
+    activity_record = read_provenance(truth)
     provenance = {
         "generator": "DLPVCLib.dataset.simulate_pvc_case",
         "deepdosimetry": DosimetryCore.__version__,
@@ -274,7 +277,7 @@ def simulate_pvc_case(
     }
     images = {"truth": truth, "ct": body.ct, "masks": masks, **{key: spect[key] for key in RECONSTRUCTIONS}}
     for image in images.values():
-        image.SetMetaData(simulation.PROVENANCE_KEY, json.dumps(provenance, sort_keys=True))
+        stamp(image, provenance)
     report(1.0, "Case done")
     return PVCCase(images, provenance)
 
@@ -490,7 +493,7 @@ def write_dataset(
             1 runs in this process.
         device: torch device of the SPECT simulation (``None``: CUDA when available).
         progress: ``progress(fraction, message)``; may raise
-            :class:`~DosimetryCore.progress.Cancelled` (finished cases stay).
+            :class:`~DosimetryCore.core.progress.Cancelled` (finished cases stay).
 
     Returns:
         :class:`WriteResult`: the manifest, the simulated cases with their wall times (s) and the
@@ -542,7 +545,7 @@ class PVCDataset(Dataset):
             ``"osem_rr_noisy"``, seed 003's RR_n, its clinical setting).
         flips: mirror each item along each of z, y and x with probability 1/2 (the same flips for
             input and target), drawn from torch's global generator (which
-            :func:`DosimetryCore.training.train` seeds per epoch). A mirrored pair is itself a
+            :func:`DosimetryCore.learning.training.train` seeds per epoch). A mirrored pair is itself a
             valid training pair: the simulated orbit is circular with equally spaced views over
             360 degrees about the grid's centre, so mirroring the activity and its attenuation
             map mirrors the reconstruction (up to interpolation in the projector), and each case
@@ -608,62 +611,3 @@ class PVCDataset(Dataset):
             return pair
         dims = [dim for dim in (1, 2, 3) if torch.randint(0, 2, ()).item()]
         return tuple(tensor.flip(dims) for tensor in pair) if dims else pair
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
-    acquisition = replace(simulation.Acquisition(), views=arguments.views)
-    result = write_dataset(
-        arguments.out,
-        arguments.n,
-        arguments.seed,
-        arguments.size,
-        arguments.spacing_mm,
-        acquisition,
-        total_activity_range_mbq=tuple(arguments.total_activity_mbq),
-        split_fractions=tuple(arguments.split_fractions),
-        workers=arguments.workers,
-        device=arguments.device,
-        progress=terminal_progress(),
-    )
-    counts = result.manifest["split_counts"]
-    times = list(result.simulated.values())
-    timing = f", {np.mean(times):.1f} s per case" if times else ""
-    print(
-        f"{arguments.out}: simulated {len(result.simulated)} case(s){timing}, {len(result.skipped)} already complete; "
-        f"splits: " + ", ".join(f"{name} {counts[name]}" for name in SPLITS)
-    )
-    empty = [name for name in SPLITS if counts[name] == 0]
-    if empty:
-        print(f"warning: empty split(s) {', '.join(empty)}: simulate more cases (--n) to train and evaluate")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``simulate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
-    command = subparsers.add_parser(
-        "simulate-pvc",
-        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (seed 003)",
-    )
-    command.add_argument("--out", required=True, help="dataset folder (created; an unfinished one is completed)")
-    command.add_argument("--n", type=int, required=True, help="number of cases")
-    command.add_argument("--seed", type=int, required=True, help="dataset seed (case seeds and splits follow)")
-    command.add_argument("--size", type=int, default=128, help="voxels per axis (default 128)")
-    command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
-    command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
-    command.add_argument(
-        "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
-        help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
-    )
-    command.add_argument(
-        "--split-fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"),
-        help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
-        "0 0.1 0.9 makes a held-out evaluation set)",
-    )
-    command.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    command.set_defaults(handler=_run_simulate_pvc)
-

@@ -15,13 +15,13 @@ The steps, each a library call used elsewhere in the project:
      and lesion labels. The network never saw activity spread over the whole body in training,
      so this case shows how the model carries over to a distribution unlike its training data;
 
-2. its SPECT (:func:`DosimetryCore.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
+2. its SPECT (:func:`DosimetryCore.imaging.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
    collimator, Poisson noise) reconstructed by OSEM with resolution recovery (``osem_rr_noisy``,
    the input DL-PVC was trained on);
 3. DL-PVC (:func:`DLPVCLib.correction.correct_dl`, the hash-checked shipped model) and IY-PVC
    (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the case's regions, the FWHM of the
    matched filter between the truth and the noise-free RR reconstruction of the case);
-4. :func:`DosimetryCore.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
+4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
    recovery coefficient per segment, for no PVC, IY-PVC and DL-PVC), ``report.png`` (slices and a
    line profile: truth, no PVC, IY-PVC, DL-PVC, as seed 003 Fig. 4), ``report.mrb`` (a Slicer
    scene with every volume, the segmentation and the metrics table) and ``report.json``
@@ -33,7 +33,6 @@ numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict
@@ -54,9 +53,11 @@ from DLPVCLib.correction import (
 )
 from DLPVCLib.dataset import simulate_pvc_case
 from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
-from DosimetryCore import io, phantoms, report, simulation
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
+from DosimetryCore import io, phantoms
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.evaluation import report
+from DosimetryCore.imaging import simulation
 
 DEMO_SEED = 2024
 """Default seed of the demo case (anatomy, activity and Poisson noise)."""
@@ -182,52 +183,3 @@ def run_demo(
     provenance["wall_time_s"] = time.perf_counter() - started
     step(1.0, f"Demo written to {out}")
     return {"metrics": rows, "paths": paths, "provenance": provenance}
-
-
-def _print_summary(result: dict[str, Any]) -> None:
-    print(f"{'method':<8} {'SSIM':>6} {'NRMSE %':>8} {'VAA %':>6} {'AD %':>6}")
-    for row in result["metrics"]:
-        print(
-            f"{row['method']:<8} {row['SSIM']:6.3f} {100 * row['NRMSE']:8.2f} {100 * row['VAA']:6.1f} {row['AD']:6.2f}"
-        )
-    provenance = result["provenance"]
-    print(
-        f"model {provenance['model']['name']} (sha256 {str(provenance['model']['weights_sha256'])[:12]}), "
-        f"IY-PVC FWHM {provenance['iy_pvc']['fwhm_mm']:.2f} mm, {provenance['case']} case, seed {provenance['seed']}, "
-        f"{provenance['wall_time_s']:.0f} s"
-    )
-    print("wrote " + ", ".join(str(path) for path in result["paths"].values()))
-
-
-def _run_demo(arguments: argparse.Namespace) -> int:
-    result = run_demo(
-        arguments.out,
-        arguments.seed,
-        arguments.model,
-        arguments.models_dir,
-        arguments.device,
-        terminal_progress(),
-        arguments.case,
-    )
-    _print_summary(result)
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``demo-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
-    command = subparsers.add_parser(
-        "demo-pvc", help="simulate a case, apply DL-PVC and IY-PVC, write metrics, figure and Slicer scene"
-    )
-    command.add_argument(
-        "--case",
-        choices=CASES,
-        default=CASES[0],
-        help="random: random shapes as in training (seed 003 Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
-    )
-    command.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    command.add_argument("--seed", type=int, default=DEMO_SEED, help=f"case seed (default {DEMO_SEED})")
-    command.add_argument("--model", default=DEFAULT_MODEL, help=f"DL-PVC model (default {DEFAULT_MODEL})")
-    command.add_argument("--models-dir", default=None, help="model folder (default Resources/Models)")
-    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    command.set_defaults(handler=_run_demo)
-

@@ -3,7 +3,7 @@
 For every case of a split (default ``test``) of a DL-PVC dataset, three images are compared with
 the true activity: the reconstruction itself (``None``), iterative Yang PVC of it (``IY-PVC``,
 :func:`DLPVCLib.iterative_yang.iterative_yang`, 10 iterations, as seed 003 ran PETPVC) and the
-network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.metrics`):
+network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.evaluation.metrics`):
 
 - SSIM inside the true active region (``truth > 0``), data range = max(truth) - min(truth) of the
   whole image (the dynamic range of the truth, 0 to its maximum);
@@ -26,7 +26,6 @@ reference the collimator's FWHM at the radius of rotation (:func:`system_fwhm_mm
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -42,15 +41,13 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
-from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
+from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
-from DLPVCLib.networks import DLPVCModel
-from DosimetryCore import metrics, models
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress, terminal_progress
-from DosimetryCore.projection import collimator_response
-from DosimetryCore.simulation import Acquisition
-from DosimetryCore.training import load_checkpoint
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.evaluation import metrics
+from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.simulation import Acquisition
 
 METHODS = ("None", "IY-PVC", "DL-PVC")
 METRICS = {"ssim": "SSIM", "nrmse_percent": "NRMSE (%)", "vaa_percent": "VAA (%)", "ad_percent": "AD (%)"}
@@ -307,63 +304,3 @@ def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
         "baselines": {"no PVC": means("None"), "IY-PVC": means("IY-PVC")},
         "evaluation": evaluation.settings,
     }
-
-
-def _load(arguments: argparse.Namespace) -> tuple[nn.Module, dict[str, Any] | None]:
-    """The network of ``--model`` (with its card) or ``--checkpoint`` (card None)."""
-    if arguments.model:
-        return models.load_model(arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir)
-    checkpoint = load_checkpoint(arguments.checkpoint, arguments.device)
-    if not checkpoint.get("model_config"):
-        raise ValueError(f"checkpoint: {arguments.checkpoint} does not record a model_config to rebuild the network")
-    model = DLPVCModel.from_config(checkpoint["model_config"])
-    model.load_state_dict(checkpoint["model_state"])
-    return model, None
-
-
-def _run_evaluate(arguments: argparse.Namespace) -> int:
-    if arguments.update_card and not arguments.model:
-        raise ValueError("update-card: needs --model NAME (a registry model), not --checkpoint")
-    model, card = _load(arguments)
-    input_key = arguments.input or (card or {}).get("input", "osem_rr_noisy")
-    evaluation = evaluate(
-        model,
-        arguments.data,
-        arguments.split,
-        input_key=input_key,
-        iy_fwhm_mm=arguments.iy_fwhm_mm,
-        iy_iterations=arguments.iy_iterations,
-        device=arguments.device,
-        progress=terminal_progress(),
-    )
-    name = arguments.model or Path(arguments.checkpoint).name
-    paths = write_table(evaluation, arguments.output, title=f"{name} on {arguments.split} ({input_key})")
-    print(paths[1].read_text(encoding="utf-8"))
-    print("wrote " + ", ".join(str(path) for path in paths))
-    if arguments.update_card:
-        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        models.save_model(model.cpu(), arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
-        print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``evaluate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
-    command = subparsers.add_parser(
-        "evaluate-pvc", help="held-out metrics of no PVC, iterative Yang PVC and DL-PVC (seed 003 Table 1)"
-    )
-    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
-    source = command.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="NAME", help="registry model name")
-    source.add_argument("--checkpoint", metavar="PATH", help="training checkpoint (best.pt)")
-    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
-    command.add_argument("--output", required=True, help="table CSV (a .md, _cases.csv and .json are written beside)")
-    command.add_argument("--split", default="test", help="split to evaluate (default test)")
-    command.add_argument(
-        "--input", default=None, help=f"reconstruction: {', '.join(RECONSTRUCTIONS)} (default: the model's)"
-    )
-    command.add_argument("--iy-fwhm-mm", type=float, default=None, help="IY-PVC FWHM (default: matched filter on val)")
-    command.add_argument("--iy-iterations", type=int, default=IY_ITERATIONS, help="IY-PVC iterations (default 10)")
-    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    command.add_argument("--update-card", action="store_true", help="write the metrics into the model's card")
-    command.set_defaults(handler=_run_evaluate)

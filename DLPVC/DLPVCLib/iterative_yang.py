@@ -30,7 +30,6 @@ Images are SimpleITK images in LPS with arrays (z, y, x); activity concentration
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -38,11 +37,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore.progress import ProgressCallback, no_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, QUANTITY_KEY, UNIT_KEY, require_image, require_same_geometry
-
-PROVENANCE_KEY = "deepdosimetry.pvc"
-"""Metadata key of the JSON record (method, FWHM, iterations, regions) stamped into the output."""
+from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry
 
 GAUSSIAN_MAXIMUM_ERROR = 0.01
 """ITK DiscreteGaussianImageFilter's default maximum kernel truncation error, as PETPVC uses it."""
@@ -319,5 +317,5 @@ def _output_image(
         "masks": regions.kind,
         "regions": regions.names,
     }
-    output.SetMetaData(PROVENANCE_KEY, json.dumps(provenance))
+    stamp(output, provenance)
     return output

@@ -1,6 +1,6 @@
 """Node-level logic of the DLPVC module: MRML nodes in, new or chosen output nodes out, inputs never changed.
 
-No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`, so the same
+No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.io.mrml`, so the same
 functions run in the Slicer application, in Slicer batch mode and in plain Python with
 ``slicer-core``.
 """
@@ -23,8 +23,8 @@ from DLPVCLib.correction import (
     load_dlpvc_model,
     segment_rows,
 )
-from DosimetryCore import mrml
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.io import mrml
 
 METHODS = {"iy": "IY-PVC", "dl": "DL-PVC"}
 """Method key -> name used in node names and messages."""
@@ -83,7 +83,7 @@ def correct_volume(
             added when None.
         output_table: table node to fill with volume (mL), mean before/after (Bq/mL) and activity
             before/after (MBq) per segment; a new one is added when None. Only with a segmentation.
-        progress: ``progress(fraction, message)``; raising :class:`DosimetryCore.progress.Cancelled`
+        progress: ``progress(fraction, message)``; raising :class:`DosimetryCore.core.progress.Cancelled`
             from it cancels, and nothing is written.
 
     Returns:

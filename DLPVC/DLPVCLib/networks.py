@@ -17,7 +17,7 @@ from monai.networks.nets import AttentionUnet, BasicUNetPlusPlus, UNet
 from torch import nn
 from torch.nn import functional
 
-from DosimetryCore.networks import R2UNet, check_spatial_shape
+from DosimetryCore.learning.networks import R2UNet, check_spatial_shape
 
 DEFAULT_CHANNELS: dict[str, tuple[int, ...]] = {
     "r2unet": (16, 32, 64, 128),
@@ -74,7 +74,7 @@ def build_network(
     """Build a U-Net-type network by name, with a linear output of the input's spatial size.
 
     Args:
-        arch: ``"r2unet"`` (:class:`DosimetryCore.networks.R2UNet`), ``"unet"`` (MONAI UNet),
+        arch: ``"r2unet"`` (:class:`DosimetryCore.learning.networks.R2UNet`), ``"unet"`` (MONAI UNet),
             ``"attentionunet"`` (MONAI AttentionUnet) or ``"basicunetplusplus"`` (MONAI
             BasicUNetPlusPlus, whose list of outputs is reduced to its final one); case-insensitive.
         spatial_dims, in_channels, out_channels: as in MONAI.

@@ -13,7 +13,7 @@ supplement, which this project does not have), so these are this project's choic
   ``--loss mse`` gives the squared error instead, and ``--loss l1+ssim`` adds
   :data:`SSIM_LOSS_WEIGHT` x (1 - SSIM), SSIM being seed 003's metric itself (3D Gaussian window,
   averaged over the true active region, data range the truth's maximum:
-  :func:`DosimetryCore.losses.masked_ssim`), which L1 alone does not reward for the structure of
+  :func:`DosimetryCore.learning.losses.masked_ssim`), which L1 alone does not reward for the structure of
   the image.
 - normalisation layers: instance normalisation in R2U-Net (``--norm instance``), as in the
   fastMRI U-Net seed 003 builds on; Alom et al.'s batch normalisation (``--norm batch``) fails
@@ -34,7 +34,7 @@ supplement, which this project does not have), so these are this project's choic
   own training as the first stage (:func:`initial_model`).
 
 The run writes into the checkpoint folder: ``latest.pt`` and ``best.pt``
-(:func:`DosimetryCore.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
+(:func:`DosimetryCore.learning.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
 trained, on which data, how, how long, on what hardware). ``--save-model NAME`` puts the best
 weights into the model registry with a model card; its held-out metrics are added by
 ``deepdosimetry evaluate-pvc --update-card``.
@@ -42,12 +42,10 @@ weights into the model registry with a model card; its held-out metrics are adde
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import os
 import platform
-import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,12 +56,18 @@ import torch
 from torch.nn import functional
 
 import DosimetryCore
-from DLPVCLib.dataset import RECONSTRUCTIONS, PVCDataset, manifest_sha256, simulate_command
-from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
-from DosimetryCore import losses, models
-from DosimetryCore.device import resolve_device
-from DosimetryCore.progress import ProgressCallback, terminal_progress
-from DosimetryCore.training import LR_SCHEDULES, LossFunction, TrainingResult, plot_loss_curve, seed_everything, train
+from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
+from DLPVCLib.networks import DLPVCModel
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback
+from DosimetryCore.learning import losses, models
+from DosimetryCore.learning.training import (
+    LossFunction,
+    TrainingResult,
+    plot_loss_curve,
+    seed_everything,
+    train,
+)
 
 SSIM_LOSS_WEIGHT = 0.02
 """Weight of 1 - SSIM next to L1 in the ``l1+ssim`` loss.
@@ -259,7 +263,7 @@ def train_dlpvc(
         flips: augment the training cases with random mirroring along z, y and x
             (:class:`~DLPVCLib.dataset.PVCDataset` ``flips``); validation cases are never flipped.
         epochs, batch_size, lr, lr_schedule, seed, resume, device, progress: as in
-            :func:`DosimetryCore.training.train`; ``patience`` is its ``early_stop_patience``.
+            :func:`DosimetryCore.learning.training.train`; ``patience`` is its ``early_stop_patience``.
         init_model: start from this installed model's weights (:func:`initial_model`) instead of
             random ones; ``models_dir`` is the registry folder it is read from (default
             ``Resources/Models``).
@@ -372,7 +376,7 @@ def total_training(summary: dict[str, Any]) -> tuple[int, float]:
 
 
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
-    """Model card fields (:data:`DosimetryCore.models.REQUIRED_CARD_FIELDS`) of a training summary.
+    """Model card fields (:data:`DosimetryCore.learning.models.REQUIRED_CARD_FIELDS`) of a training summary.
 
     ``grid`` is the training grid (x, y, z voxels and mm), which :mod:`DLPVCLib.correction` resamples
     a SPECT onto. ``metrics`` and ``baselines`` are empty: :mod:`DLPVCLib.evaluation` fills them with the
@@ -412,98 +416,3 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "total_epochs": total_epochs,
         "total_wall_time_s": total_seconds,
     }
-
-
-def _command_line(arguments: argparse.Namespace) -> str:
-    """The training command with every setting spelled out (what the model card records)."""
-    words = [
-        "deepdosimetry", "train", "dlpvc", "--data", arguments.data, "--out", arguments.out, "--arch", arguments.arch,
-        "--input", arguments.input, "--loss", arguments.loss, "--epochs", arguments.epochs, "--batch-size",
-        arguments.batch_size, "--lr", arguments.lr, "--lr-schedule", arguments.lr_schedule, "--seed", arguments.seed,
-    ]
-    if arguments.no_flips:
-        words.append("--no-flips")
-    if arguments.channels:
-        words += ["--channels", *arguments.channels]
-    if arguments.norm:
-        words += ["--norm", arguments.norm]
-    if arguments.patience is not None:
-        words += ["--patience", arguments.patience]
-    if arguments.init_model:
-        words += ["--init-model", arguments.init_model]
-    if arguments.resume:
-        words.append("--resume")
-    if arguments.save_model:
-        words += ["--save-model", arguments.save_model]
-    return shlex.join(str(word) for word in words)
-
-
-def _run_train(arguments: argparse.Namespace) -> int:
-    if arguments.save_model and arguments.save_model in models.list_models(arguments.models_dir):
-        if not arguments.overwrite:
-            raise ValueError(f"save-model: model {arguments.save_model!r} exists; pass --overwrite to replace it")
-    run = train_dlpvc(
-        arguments.data,
-        arguments.out,
-        arch=arguments.arch,
-        channels=arguments.channels,
-        norm=arguments.norm,
-        input_key=arguments.input,
-        loss=arguments.loss,
-        epochs=arguments.epochs,
-        batch_size=arguments.batch_size,
-        lr=arguments.lr,
-        lr_schedule=arguments.lr_schedule,
-        seed=arguments.seed,
-        flips=not arguments.no_flips,
-        patience=arguments.patience,
-        resume=arguments.resume,
-        init_model=arguments.init_model,
-        models_dir=arguments.models_dir,
-        device=arguments.device,
-        command=_command_line(arguments),
-        progress=terminal_progress(),
-    )
-    outcome = run.summary["result"]
-    print(
-        f"trained {outcome['epochs_run']} epoch(s) in {outcome['wall_time_s']:.1f} s; best val loss "
-        f"{outcome['best_val_loss']:.4g} at epoch {outcome['best_epoch']}; {run.summary_path}, {run.loss_curve}"
-    )
-    if arguments.save_model:
-        folder = models.save_model(
-            run.model, arguments.save_model, card_fields(run.summary), arguments.models_dir, arguments.overwrite
-        )
-        print(f"model {arguments.save_model!r} written to {folder}; add its held-out metrics with evaluate-pvc")
-    return 0
-
-
-def register(train_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``dlpvc`` to ``deepdosimetry train`` (entry-point group ``deepdosimetry.training``)."""
-    command = train_subparsers.add_parser("dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (seed 003)")
-    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
-    command.add_argument("--out", required=True, help="checkpoint folder (checkpoints, loss curve, summary)")
-    command.add_argument("--arch", default="r2unet", help=f"network: {', '.join(ARCHITECTURES)} (default r2unet)")
-    command.add_argument("--channels", type=int, nargs="+", help="feature channels per level (default 16 32 64 128)")
-    command.add_argument("--norm", default=None, help="instance or batch (default: instance for r2unet)")
-    command.add_argument(
-        "--input", default="osem_rr_noisy", help=f"reconstruction to correct: {', '.join(RECONSTRUCTIONS)}"
-    )
-    command.add_argument("--loss", default=DEFAULTS["loss"], help=f"{', '.join(LOSSES)} (default l1)")
-    command.add_argument(
-        "--init-model", metavar="NAME", help="fine-tune: start from this installed model's weights (same architecture)"
-    )
-    command.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default 100")
-    command.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default 2")
-    command.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default 1e-3)")
-    command.add_argument(
-        "--lr-schedule", default=DEFAULTS["lr_schedule"], help=f"{', '.join(LR_SCHEDULES)} (default plateau)"
-    )
-    command.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="weights and batch order (default 0)")
-    command.add_argument("--no-flips", action="store_true", help="no random mirroring of the training cases")
-    command.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
-    command.add_argument("--resume", action="store_true", help="continue from the checkpoint folder's latest.pt")
-    command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    command.add_argument("--save-model", metavar="NAME", help="write the trained model into the model registry")
-    command.add_argument("--models-dir", default=None, help="registry folder (default Resources/Models)")
-    command.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
-    command.set_defaults(handler=_run_train)

@@ -1,6 +1,6 @@
 """Node-level logic of the DoseRateCNN module: MRML nodes in, nodes out, inputs never changed.
 
-No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`. The dose-rate
+No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.io.mrml`. The dose-rate
 methods are DosimetryCore's (:mod:`DosimetryCore.dose`): voxel dose kernels with density scaling
 (the baseline of seed 002), local energy deposition and Monte Carlo.
 """
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from DosimetryCore import dose, mrml
-from DosimetryCore.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.volume import ACTIVITY_UNIT, UNIT_KEY, check_activity_image, unit_of
+from DosimetryCore import dose
+from DosimetryCore.core.metadata import UNIT_KEY
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.volume import ACTIVITY_UNIT, check_activity_image, unit_of
+from DosimetryCore.io import mrml
 
 METHODS = ("vdk", "led", "mc")
 """Dose-rate methods offered: voxel dose kernel + density scaling, local deposition, Monte Carlo."""

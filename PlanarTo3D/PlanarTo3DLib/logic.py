@@ -1,6 +1,6 @@
 """Node-level logic of the PlanarTo3D module: MRML nodes in, nodes out, inputs never changed.
 
-No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.mrml`.
+No ``slicer`` import here: nodes are converted through :mod:`DosimetryCore.io.mrml`.
 """
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from DosimetryCore import io, mrml
-from DosimetryCore.progress import ProgressCallback, no_progress
+from DosimetryCore import io
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.io import mrml
 
 TABLE_UNITS = {"total_counts": "counts", "frame_duration_s": "s", "count_rate_cps": "counts/s"}
 
@@ -54,8 +55,6 @@ def import_planar(
     progress(0.6, "Writing nodes")
     nodes = []
     for view, node in ((pair.anterior, anterior_node), (pair.posterior, posterior_node)):
-        view.image.SetMetaData("deepdosimetry.frame_duration_s", f"{view.frame_duration_s:g}")
-        view.image.SetMetaData("deepdosimetry.source", view.source)
         volume = io.planar_volume(view.image)
         if node is None:
             node = mrml.add_volume_node(scene, volume, f"Planar {view.view}")

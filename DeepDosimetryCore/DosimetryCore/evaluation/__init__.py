@@ -1,0 +1,1 @@
+"""Evaluation: image metrics, the metric table and reports (figures, tables, Slicer scenes)."""

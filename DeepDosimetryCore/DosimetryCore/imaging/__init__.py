@@ -1,0 +1,1 @@
+"""Nuclear-medicine imaging: SPECT/planar projectors and collimators, OSEM, and case simulation."""

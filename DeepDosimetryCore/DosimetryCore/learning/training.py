@@ -1,0 +1,372 @@
+"""The one training loop every DeepDosimetry network is trained with.
+
+:func:`train` fits a model to ``(input, target)`` pairs with Adam, validates after every epoch,
+keeps two checkpoints in ``checkpoint_dir`` (``latest.pt`` after every epoch and ``best.pt`` at the
+lowest validation loss, both written atomically), resumes from ``latest.pt``, stops early when the
+validation loss stops improving, and reports progress through a ``progress(fraction, message)``
+callback after every batch.
+
+Reproducibility: at the start of every epoch the Python, numpy and torch generators are seeded
+from ``(seed, epoch)`` and the batch order is drawn from the same seed, so a run resumed after
+epoch ``k`` continues exactly as the uninterrupted run would have. The weights the model starts
+from are the caller's: call :func:`seed_everything` before building the model. On CPU two runs
+with the same seed give identical losses; on CUDA some kernels (atomic adds) are not bitwise
+deterministic, so losses agree only to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.progress import ProgressCallback, no_progress
+
+LATEST_CHECKPOINT = "latest.pt"
+BEST_CHECKPOINT = "best.pt"
+CHECKPOINT_FORMAT = 1
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU_FACTOR = 0.5
+"""``plateau`` schedule: the learning rate is multiplied by this..."""
+PLATEAU_PATIENCE = 5
+"""...after this many epochs without a lower validation loss."""
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TrainingData = Dataset | tuple[torch.Tensor, torch.Tensor]
+
+# Settings a resumed run must share with the run that wrote the checkpoint.
+_RESUME_SETTINGS = ("seed", "batch_size", "lr", "lr_schedule")
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` did.
+
+    Attributes:
+        history: one dict per completed epoch (including epochs of earlier, resumed runs):
+            ``epoch`` (1-based), ``train_loss`` and ``val_loss`` (sample means), ``lr`` (used in
+            that epoch) and ``wall_time_s`` (seconds the epoch took).
+        best_epoch: 1-based epoch with the lowest validation loss; the model holds its weights.
+        best_val_loss: that validation loss.
+        stopped_early: whether early stopping ended the run before ``epochs``.
+        latest_checkpoint: path of ``latest.pt``.
+        best_checkpoint: path of ``best.pt``.
+    """
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    latest_checkpoint: Path
+    best_checkpoint: Path
+
+    @property
+    def wall_time_s(self) -> float:
+        """Total training time in seconds, summed over the epochs of all (resumed) runs."""
+        return float(sum(entry["wall_time_s"] for entry in self.history))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global generator, for code that still uses it
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of 0-based ``epoch`` of a run seeded with ``seed`` (independent streams per epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _dataset(data: TrainingData, name: str) -> Dataset:
+    if isinstance(data, tuple):
+        if len(data) != 2 or not all(isinstance(item, torch.Tensor) for item in data):
+            raise ValueError(f"{name}: expected a Dataset or an (inputs, targets) pair of tensors")
+        if len(data[0]) != len(data[1]):
+            raise ValueError(f"{name}: {len(data[0])} inputs but {len(data[1])} targets")
+        data = TensorDataset(*data)
+    if not isinstance(data, Dataset):
+        raise ValueError(f"{name}: expected a Dataset or an (inputs, targets) pair of tensors, got {type(data)}")
+    if len(data) == 0:
+        raise ValueError(f"{name}: is empty")
+    return data
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, lr_schedule: str, epochs: int):
+    if lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE)
+    return None
+
+
+def _save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train` (tensors only, ``weights_only=True``) onto ``device``.
+
+    Keys: ``format``, ``epoch`` (completed epochs), ``model_state``, ``optimizer_state``,
+    ``scheduler_state``, ``history``, ``seed``, ``settings``, ``model_config``, ``best_epoch``,
+    ``best_val_loss``, ``stopped_early``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint: {path} does not exist")
+    checkpoint = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint: {path} is not a DeepDosimetry training checkpoint (format {CHECKPOINT_FORMAT})")
+    return checkpoint
+
+
+def _check_resumable(checkpoint: dict[str, Any], settings: dict[str, Any], model_config: Any, path: Path) -> None:
+    for key in _RESUME_SETTINGS:
+        if checkpoint["settings"][key] != settings[key]:
+            raise ValueError(
+                f"resume: {key} is {settings[key]!r} but the checkpoint {path} was trained with "
+                f"{checkpoint['settings'][key]!r}"
+            )
+    if model_config is not None and checkpoint["model_config"] not in (None, model_config):
+        raise ValueError(
+            f"resume: model_config {model_config!r} differs from the checkpoint's {checkpoint['model_config']!r}"
+        )
+
+
+def _mean_loss(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: LossFunction,
+    device: torch.device,
+    on_batch: Callable[[int, float], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> float:
+    """Sample-mean loss over ``loader``; with an ``optimizer``, one Adam step per batch."""
+    total, count = 0.0, 0
+    for batch, (inputs, targets) in enumerate(loader):
+        inputs, targets = inputs.to(device), targets.to(device)
+        if optimizer is None:
+            loss = loss_fn(model(inputs), targets)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training diverged: loss is {value} at batch {batch + 1}; lower lr")
+        total += value * len(inputs)
+        count += len(inputs)
+        if on_batch is not None:
+            on_batch(batch, value)
+    return total / count
+
+
+def train(
+    model: nn.Module,
+    train_data: TrainingData,
+    val_data: TrainingData,
+    loss_fn: LossFunction,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | Path,
+    resume: bool = False,
+    early_stop_patience: int | None = None,
+    lr_schedule: str = "constant",
+    model_config: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Train ``model`` in place with Adam; at the end it holds the weights of the best epoch.
+
+    Args:
+        model: the network; moved to ``device``. Its initial weights are the caller's (seed them
+            with :func:`seed_everything` before building it).
+        train_data, val_data: Datasets of ``(input, target)`` pairs, or ``(inputs, targets)``
+            tensor pairs (first dimension: samples).
+        loss_fn: ``loss_fn(prediction, target)`` -> scalar mean over the batch.
+        epochs: total number of epochs (a resumed run counts the epochs already done).
+        batch_size: samples per batch (the last batch of an epoch may be smaller).
+        lr: Adam learning rate.
+        seed: seeds the data order and all random generators per epoch (see the module docstring).
+        device: torch device (``None``: CUDA when available).
+        checkpoint_dir: folder for ``latest.pt`` and ``best.pt`` (created if needed).
+        resume: continue from ``checkpoint_dir/latest.pt`` when it exists (seed, batch size, lr and
+            schedule must match; ``epochs`` may be raised); without it, a folder that already
+            holds a checkpoint is refused rather than overwritten.
+        early_stop_patience: stop after this many epochs without a lower validation loss
+            (``None``: never stop early).
+        lr_schedule: ``"constant"``, ``"cosine"`` (annealed to 0 over ``epochs``) or ``"plateau"``
+            (multiplied by :data:`PLATEAU_FACTOR` after :data:`PLATEAU_PATIENCE` epochs without
+            improvement), stepped once per epoch.
+        model_config: JSON-serialisable constructor arguments stored in the checkpoints so the
+            model can be rebuilt (for example ``DLPVCModel.config``).
+        progress: ``progress(fraction, message)`` after every batch and epoch; fraction is the
+            share of ``epochs`` done. Raising :class:`~DosimetryCore.core.progress.Cancelled` from it
+            stops training; checkpoints of completed epochs stay, so the run can be resumed.
+
+    Raises:
+        ValueError: bad settings or data, a refused or mismatching checkpoint.
+        FloatingPointError: a non-finite training loss.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"train: epochs ({epochs}) and batch_size ({batch_size}) must be >= 1 and lr ({lr}) > 0")
+    if seed < 0:
+        raise ValueError(f"seed: must be >= 0, got {seed}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: unknown {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if early_stop_patience is not None and early_stop_patience < 1:
+        raise ValueError(f"early_stop_patience: must be >= 1 or None, got {early_stop_patience}")
+    train_set, val_set = _dataset(train_data, "train_data"), _dataset(val_data, "val_data")
+    report = progress or no_progress
+    device = resolve_device(device)
+    checkpoint_dir = Path(checkpoint_dir)
+    latest_path, best_path = checkpoint_dir / LATEST_CHECKPOINT, checkpoint_dir / BEST_CHECKPOINT
+    if latest_path.exists() and not resume:
+        raise ValueError(
+            f"checkpoint_dir: {checkpoint_dir} already holds {LATEST_CHECKPOINT}; pass resume=True or use a new folder"
+        )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "lr_schedule": lr_schedule,
+        "epochs": epochs,
+        "early_stop_patience": early_stop_patience,
+    }
+
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = _scheduler(optimizer, lr_schedule, epochs)
+    history: list[dict[str, float]] = []
+    best_epoch, best_val_loss = 0, math.inf
+    if latest_path.exists():
+        checkpoint = load_checkpoint(latest_path, device)
+        _check_resumable(checkpoint, settings, model_config, latest_path)
+        model.load_state_dict(checkpoint["model_state"])
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler_state"])
+        history = list(checkpoint["history"])
+        best_epoch, best_val_loss = checkpoint["best_epoch"], checkpoint["best_val_loss"]
+
+    def stopping() -> bool:
+        return early_stop_patience is not None and len(history) - best_epoch >= early_stop_patience
+
+    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False)
+    n_batches = math.ceil(len(train_set) / batch_size)
+    while len(history) < epochs and not stopping():
+        epoch = len(history)
+        started = time.perf_counter()
+        seed_everything(epoch_seed(seed, epoch))
+        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        order = torch.randperm(len(train_set), generator=generator).tolist()
+        train_loader = DataLoader(train_set, batch_size=batch_size, sampler=order)
+        epoch_lr = optimizer.param_groups[0]["lr"]
+
+        def on_batch(batch: int, loss: float, epoch: int = epoch) -> None:
+            report(
+                (epoch + (batch + 1) / n_batches) / epochs,
+                f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{n_batches}, loss {loss:.4g}",
+            )
+
+        model.train()
+        train_loss = _mean_loss(model, train_loader, loss_fn, device, on_batch, optimizer)
+        model.eval()
+        with torch.no_grad():
+            val_loss = _mean_loss(model, val_loader, loss_fn, device)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val_loss)
+        elif scheduler is not None:
+            scheduler.step()
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": epoch_lr,
+                "wall_time_s": time.perf_counter() - started,
+            }
+        )
+        improved = val_loss < best_val_loss
+        if improved:
+            best_epoch, best_val_loss = epoch + 1, val_loss
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch + 1,
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": None if scheduler is None else scheduler.state_dict(),
+            "history": history,
+            "seed": seed,
+            "settings": settings,
+            "model_config": model_config,
+            "best_epoch": best_epoch,
+            "best_val_loss": best_val_loss,
+            "stopped_early": stopping(),
+        }
+        if improved:
+            _save_atomic(checkpoint, best_path)
+        _save_atomic(checkpoint, latest_path)
+        report((epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4g}, val {val_loss:.4g}")
+
+    model.load_state_dict(load_checkpoint(best_path, device)["model_state"])
+    report(1.0, f"training done: best val loss {best_val_loss:.4g} at epoch {best_epoch}")
+    return TrainingResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val_loss,
+        stopped_early=stopping(),
+        latest_checkpoint=latest_path,
+        best_checkpoint=best_path,
+    )
+
+
+def plot_loss_curve(history: Sequence[dict[str, float]], path_png: str | Path) -> Path:
+    """Draw training and validation loss per epoch (log scale when positive) into a PNG; returns its path.
+
+    ``history`` is :attr:`TrainingResult.history`; the best validation epoch is marked.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not history:
+        raise ValueError("history: is empty, nothing to plot")
+    epochs = [entry["epoch"] for entry in history]
+    train_loss = [entry["train_loss"] for entry in history]
+    val_loss = [entry["val_loss"] for entry in history]
+    best = int(np.nanargmin(val_loss))
+    figure = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot(epochs, train_loss, marker=".", label="training")
+    axes.plot(epochs, val_loss, marker=".", label="validation")
+    axes.plot([epochs[best]], [val_loss[best]], "k*", markersize=12, label=f"best (epoch {epochs[best]})")
+    if min(train_loss + val_loss) > 0:
+        axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path_png = Path(path_png)
+    path_png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path_png, format="png")
+    return path_png

@@ -1,0 +1,1 @@
+"""Radiation physics data: nuclide emissions (ICRP 107) and tissue (HU -> density, attenuation, materials)."""

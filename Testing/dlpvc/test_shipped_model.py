@@ -1,0 +1,90 @@
+"""Resources/Models/dlpvc-r2unet: the shipped DL-PVC model, its card, and a check on freshly simulated cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DLPVCLib import correction, dataset
+from DLPVCLib.evaluation import case_metrics
+from DosimetryCore.core.resources import models_dir
+from DosimetryCore.learning import models
+
+MODEL = correction.DEFAULT_MODEL
+FRESH_DATASET_SEED = 91_000
+"""Seeds the fresh cases: not the seed of the training data (2026) or of the held-out table (2027)."""
+FRESH_CASES = 3
+
+
+@pytest.fixture(scope="module")
+def shipped() -> correction.TrainedModel:
+    return correction.load_dlpvc_model(MODEL, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def fresh(shipped):
+    """Metrics of no PVC and of the shipped DL-PVC on newly simulated cases of the model's grid."""
+    size, spacing = shipped.grid.size[0], shipped.grid.spacing_mm[0]
+    rows = []
+    for seed in dataset.case_seeds(FRESH_DATASET_SEED, FRESH_CASES):
+        case = dataset.simulate_pvc_case(seed, size=size, spacing_mm=spacing, device="cpu")
+        truth = sitk.GetArrayFromImage(case.images["truth"]).astype(np.float64)
+        spect = case.images["osem_rr_noisy"]
+        corrected = correction.correct_dl(spect, shipped, device="cpu")
+        rows.append(
+            {
+                "None": case_metrics(sitk.GetArrayFromImage(spect), truth),
+                "DL-PVC": case_metrics(sitk.GetArrayFromImage(corrected), truth),
+                "total_before": correction.total_activity_bq(spect),
+                "total_after": correction.total_activity_bq(corrected),
+            }
+        )
+    return rows
+
+
+def test_the_model_ships_with_weights_under_50_mb_and_a_complete_card(shipped):
+    folder = models_dir() / MODEL
+    weights = folder / models.WEIGHTS_FILE
+    assert weights.stat().st_size < 50e6
+    assert models.sha256_of(weights) == shipped.card["weights_sha256"]
+    assert (folder / models.CARD_MARKDOWN).is_file()
+    card = shipped.card
+    assert set(models.REQUIRED_CARD_FIELDS) <= set(card)
+    assert card["architecture"]["arch"] == "r2unet"
+    assert card["input"] == "osem_rr_noisy"
+    assert card["training_data"]["n_train"] > 0 and card["training_data"]["manifest_sha256"]
+    assert card["wall_time_s"] > 0 and card["epochs"] >= 1 and card["hardware"]
+    assert shipped.grid.size[0] % shipped.network.required_multiple == 0
+
+
+def test_the_card_holds_the_held_out_table_and_states_where_dl_pvc_falls_short(shipped):
+    """Seed 003's Table 1 on >= 50 held-out cases: DL-PVC beats no PVC on every metric and IY-PVC on NRMSE
+    and VAA; any metric where it does not beat IY-PVC is named in the card's limitations."""
+    card = shipped.card
+    evaluation = card["evaluation"]
+    assert evaluation["split"] == "test" and evaluation["input"] == "osem_rr_noisy"
+    assert evaluation["n_cases"] >= 50
+    assert evaluation["simulated_with"].startswith("deepdosimetry simulate-pvc ")
+    assert evaluation["manifest_sha256"] != card["training_data"]["manifest_sha256"]
+    dl, none, iy = card["metrics"], card["baselines"]["no PVC"], card["baselines"]["IY-PVC"]
+    assert dl["ssim"] > none["ssim"]
+    for baseline in (none, iy):
+        assert dl["nrmse_percent"] < baseline["nrmse_percent"]
+        assert dl["vaa_percent"] > baseline["vaa_percent"]
+    assert dl["ad_percent"] == pytest.approx(none["ad_percent"], abs=1e-3)  # activity conservation
+    if dl["ssim"] <= iy["ssim"]:
+        limitations = " ".join(card["limitations"])
+        assert "not IY-PVC on SSIM" in limitations and f"{dl['ssim']:.3f} against {iy['ssim']:.3f}" in limitations
+
+
+def test_shipped_weights_beat_no_pvc_on_freshly_simulated_cases(fresh):
+    mean = {
+        method: {key: float(np.mean([row[method][key] for row in fresh])) for key in fresh[0][method]}
+        for method in ("None", "DL-PVC")
+    }
+    assert mean["DL-PVC"]["ssim"] > mean["None"]["ssim"]
+    assert mean["DL-PVC"]["nrmse_percent"] < mean["None"]["nrmse_percent"]
+    assert mean["DL-PVC"]["vaa_percent"] > mean["None"]["vaa_percent"]
+    for row in fresh:
+        assert row["total_after"] == pytest.approx(row["total_before"], rel=1e-5)
