@@ -19,6 +19,7 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.metadata import FRAME_DURATION_KEY, MODALITY_KEY, QUANTITY_KEY, SOURCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import require_image
+from DosimetryCore.io.outputs import atomic_path
 
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 """File name endings :func:`read_image` and :func:`write_image` accept for volumes."""
@@ -71,14 +72,15 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
     """Write ``image`` to NRRD, NIfTI or MHA (chosen by the file name); return the path.
 
     NRRD and MHA keep the metadata dictionary (unit, quantity, provenance); NIfTI cannot hold it.
-    Parent folders are created.
+    Parent folders are created; the file is written under a temporary name and renamed at the end
+    (:func:`DosimetryCore.io.outputs.atomic_path`), so an interrupted write leaves no partial file.
     """
     require_image(image, "image", dimension=None)
     path = Path(path)
     if _suffix(path) not in VOLUME_SUFFIXES:
         raise ValueError(f"path: {path.name} is not one of the volume formats {', '.join(VOLUME_SUFFIXES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(path), compress)
+    with atomic_path(path) as temporary:
+        sitk.WriteImage(image, str(temporary), compress)
     return path
 
 
