@@ -10,28 +10,57 @@ import argparse
 
 from DosimetryCore import io
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.volume import require_same_geometry
+from DosimetryCore.io.outputs import check_outputs
+
+_MC_OPTIONS = {"histories": "--histories", "batches": "--batches", "seed": "--seed", "electrons": "--electrons"}
+DEFAULT_HISTORIES = 1_000_000
+DEFAULT_BATCHES = 10
+DEFAULT_SEED = 177
+
+
+def _check_method_options(arguments: argparse.Namespace) -> None:
+    """Refuse options that the chosen method would ignore."""
+    method = arguments.method
+    ignored = []
+    if method != "mc":
+        ignored += [flag for name, flag in _MC_OPTIONS.items() if getattr(arguments, name) is not None]
+        ignored += ["--uncertainty"] if arguments.uncertainty else []
+    if method != "led" and arguments.led_photons:
+        ignored.append("--led-photons")
+    if method != "vdk" and arguments.density_scaling is not None:
+        ignored.append("--density-scaling")
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)}: not used by --method {method}; remove them or choose their method")
+    if arguments.table and not arguments.seg:
+        raise ValueError("--table: needs --seg (the labelmap whose segments the table lists)")
 
 
 def _run_dose_rate(arguments: argparse.Namespace) -> int:
     from DosimetryCore import dose
     from DosimetryCore.core.progress import terminal_progress
 
-    if arguments.table and not arguments.seg:
-        raise ValueError("--table: needs --seg (the labelmap whose segments the table lists)")
+    _check_method_options(arguments)
+    check_outputs(
+        {"--activity": arguments.activity, "--ct": arguments.ct, "--seg": arguments.seg},
+        {"--output": arguments.output, "--table": arguments.table, "--uncertainty": arguments.uncertainty},
+    )
     activity = io.read_image(arguments.activity)
     ct = dose.ct_on_activity_grid(io.read_image(arguments.ct), activity, f"--ct {arguments.ct}")
     labelmap = io.read_image(arguments.seg) if arguments.seg else None
+    if labelmap is not None:
+        require_same_geometry(labelmap, activity, f"--seg {arguments.seg}", f"--activity {arguments.activity}")
     result = dose.compute_dose_rate(
         activity,
         ct,
         arguments.method,
         nuclide=arguments.nuclide,
         include_photons=arguments.led_photons,
-        density_scaling=arguments.density_scaling,
-        photon_histories=arguments.histories,
-        batches=arguments.batches,
-        seed=arguments.seed,
-        electron_transport=arguments.electrons,
+        density_scaling=arguments.density_scaling or "electrons",
+        photon_histories=arguments.histories or DEFAULT_HISTORIES,
+        batches=arguments.batches or DEFAULT_BATCHES,
+        seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
+        electron_transport=arguments.electrons or "kernel",
         device=resolve_device(arguments.device),
         progress=terminal_progress(),
     )
@@ -54,23 +83,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate = subparsers.add_parser("dose-rate", help="absorbed dose-rate map (Gy/h) from activity (Bq/mL) and CT (HU)")
     rate.add_argument("--activity", required=True, help="activity concentration image (Bq/mL)")
     rate.add_argument("--ct", required=True, help="CT image (HU), resampled onto the activity's grid")
-    rate.add_argument("--method", choices=("vdk", "led", "mc"), default="vdk")
-    rate.add_argument("--output", required=True, help="dose-rate image file (Gy/h)")
-    rate.add_argument("--seg", help="labelmap image of the segments for the table")
-    rate.add_argument("--table", help="per-segment table (CSV) of mean, max and D2/50/98%% dose rates")
-    rate.add_argument("--uncertainty", help="mc: relative-uncertainty image file")
-    rate.add_argument("--nuclide", default="Lu-177")
-    rate.add_argument("--led-photons", action="store_true", help="led: deposit photon energy locally too")
     rate.add_argument(
-        "--density-scaling",
-        choices=("electrons", "total"),
-        default="electrons",
-        help="vdk: scale only the beta kernel's dose by 1.04 g/cm^3 / density (electrons, default) or the whole "
-        "kernel's (total, as Li et al.)",
-    )
-    rate.add_argument("--histories", type=int, default=1_000_000, help="mc: photon histories (default 1e6)")
-    rate.add_argument("--batches", type=int, default=10, help="mc: batches for the uncertainty (default 10)")
-    rate.add_argument("--seed", type=int, default=177, help="mc: random seed")
-    rate.add_argument("--electrons", choices=("kernel", "local"), default="kernel", help="mc: electron energy")
-    rate.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+        "--method", choices=("vdk", "led", "mc"), default="vdk",
+        help="voxel dose kernels with density scaling, local energy deposition, or Monte Carlo",
+    )  # fmt: skip
+    rate.add_argument("--output", required=True, help="dose-rate image file (Gy/h); must not be an input")
+    rate.add_argument("--seg", help="labelmap image of the segments for the table, on the activity's grid")
+    rate.add_argument("--table", help="per-segment table (CSV, Gy/h and mL) of mean, max and D2/D50/D98 dose rates")
+    rate.add_argument("--uncertainty", help="mc only: relative-uncertainty image file (fraction)")
+    rate.add_argument("--nuclide", default="Lu-177", help="radionuclide (ICRP 107 name)")
+    rate.add_argument("--led-photons", action="store_true", help="led only: deposit the photon energy locally too")
+    rate.add_argument(
+        "--density-scaling", choices=("electrons", "total"),
+        help="vdk only: scale the beta kernel's dose by 1.04 g/cm^3 / density (electrons; the default) or the "
+        "whole kernel's (total, as Li et al.)",
+    )  # fmt: skip
+    rate.add_argument("--histories", type=int, help=f"mc only: photon histories (default {DEFAULT_HISTORIES:.0e})")
+    rate.add_argument("--batches", type=int, help=f"mc only: batches for the uncertainty (default {DEFAULT_BATCHES})")
+    rate.add_argument("--seed", type=int, help=f"mc only: random seed (default {DEFAULT_SEED})")
+    rate.add_argument(
+        "--electrons", choices=("kernel", "local"),
+        help="mc only: decay-electron energy spread by the beta point kernel or kept in the voxel (default kernel)",
+    )  # fmt: skip
+    rate.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     rate.set_defaults(handler=_run_dose_rate)

@@ -102,15 +102,11 @@ def test_dose_rate_command_writes_image_and_table(case, tmp_path, method):
         str(case["seg"]),
         "--table",
         str(table),
-        "--uncertainty",
-        str(uncertainty),
-        "--histories",
-        "2000",
-        "--batches",
-        "4",
         "--device",
         "cpu",
     ]
+    if method == "mc":
+        arguments += ["--uncertainty", str(uncertainty), "--histories", "2000", "--batches", "4"]
     assert cli.main(arguments) == 0
     image = io.read_image(output)
     assert unit_of(image) == "Gy/h" and image.GetOrigin() == pytest.approx((10.0, -20.0, 5.0))
@@ -159,3 +155,29 @@ def test_dose_rate_command_resamples_a_ct_of_another_grid(case, tmp_path):
 def test_kernel_command_refuses_two_voxel_sizes(tmp_path, capsys):
     assert cli.main(["kernel", "--voxel-mm", "4", "4", "--output", str(tmp_path / "K.nrrd")]) == 2
     assert "--voxel-mm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "vdk", "--uncertainty", "U.nrrd"], "--uncertainty: not used by --method vdk"),
+        (["--method", "led", "--histories", "100"], "--histories: not used by --method led"),
+        (["--method", "mc", "--density-scaling", "total"], "--density-scaling: not used by --method mc"),
+        (["--method", "vdk", "--led-photons"], "--led-photons: not used by --method vdk"),
+    ],
+)
+def test_dose_rate_command_refuses_options_the_method_ignores(case, tmp_path, capsys, extra, message):
+    output = tmp_path / "D.nrrd"
+    base = ["dose-rate", "--activity", str(case["activity"]), "--ct", str(case["ct"]), "--output", str(output)]
+    assert cli.main([*base, *extra]) == 2
+    assert message in capsys.readouterr().err and not output.exists()
+
+
+def test_dose_rate_command_never_overwrites_its_inputs(case, capsys):
+    before = case["activity"].read_bytes()
+    arguments = ["dose-rate", "--activity", str(case["activity"]), "--ct", str(case["ct"]), "--method", "led"]
+    assert cli.main([*arguments, "--output", str(case["activity"])]) == 2
+    assert "--output" in capsys.readouterr().err and case["activity"].read_bytes() == before
+    assert cli.main([*arguments, "--output", str(case["activity"].parent / "D.nrrd"), "--seg", str(case["seg"]),
+                     "--table", str(case["seg"])]) == 2  # fmt: skip
+    assert "--table" in capsys.readouterr().err and not (case["activity"].parent / "D.nrrd").exists()

@@ -180,6 +180,9 @@ def _modified(path, change, tmp_path):
         (lambda d: setattr(d.DetectorInformationSequence[0].ViewCodeSequence[0], "CodeValue", "12345")
          or setattr(d.DetectorInformationSequence[0].ViewCodeSequence[0], "CodeMeaning", "lateral"),
          "neither anterior nor posterior"),
+        (lambda d: setattr(d, "RescaleSlope", "0"), r"RescaleSlope \(0028,1053\): 0"),
+        (lambda d: setattr(d, "RescaleSlope", "-1"), r"RescaleSlope \(0028,1053\): -1"),
+        (lambda d: setattr(d, "RescaleIntercept", "-100000"), "negative counts"),
     ],
 )
 def test_planar_incomplete_files_name_the_missing_tag(tmp_path, planar_counts, change, message):

@@ -25,6 +25,10 @@ def test_an_output_equal_to_an_input_is_refused(tmp_path):
         check_outputs({}, {"--output": tmp_path})
     with pytest.raises(ValueError, match="is a file, not a folder"):
         check_outputs({}, {}, {"--out": source})
+    with pytest.raises(ValueError, match="lies inside .*spect.nrrd, which is a file"):
+        check_outputs({}, {"--table": source / "table.csv"})
+    with pytest.raises(ValueError, match="lies inside"):
+        check_outputs({}, {}, {"--out": source / "cases"})
     check_outputs({"--input": source, "--seg": None}, {"--output": tmp_path / "out.nrrd", "--table": None})
     assert source.read_bytes() == b"input"
 

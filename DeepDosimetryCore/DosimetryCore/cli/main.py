@@ -22,6 +22,7 @@ from DosimetryCore.cli import report as report_cli
 from DosimetryCore.cli import simulate as simulation_cli
 from DosimetryCore.core import resources
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.io.outputs import check_outputs
 
 ENTRY_POINT_GROUP = "deepdosimetry.commands"
 TRAINING_ENTRY_POINT_GROUP = "deepdosimetry.training"
@@ -74,8 +75,13 @@ def _run_info(arguments: argparse.Namespace) -> int:
 
 
 def _run_import_planar(arguments: argparse.Namespace) -> int:
-    pair = io.read_planar(arguments.dicom)
     output = Path(arguments.out)
+    check_outputs(
+        {f"input {index + 1}": path for index, path in enumerate(arguments.dicom)},
+        {"anterior.nrrd": output / "anterior.nrrd", "posterior.nrrd": output / "posterior.nrrd"},
+        {"--out": output},
+    )
+    pair = io.read_planar(arguments.dicom)
     for view in (pair.anterior, pair.posterior):
         image = view.image
         path = io.write_image(image, output / f"{view.view}.nrrd")
@@ -109,6 +115,24 @@ def _register_all(group: str, subparsers: argparse._SubParsersAction) -> None:
             raise RuntimeError(f"entry point {name!r} in {group} registers a clashing command") from error
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends every option's text with its default, unless it has none or the text names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: help with defaults (:class:`_DefaultsFormatter`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the core sub-commands and every registered method's.
 
@@ -118,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="deepdosimetry", description="177Lu dosimetry with deep learning")
     parser.add_argument("--version", action="version", version=f"deepdosimetry {DosimetryCore.__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     subparsers.required = True
     _add_core_commands(subparsers)
     _register_all(ENTRY_POINT_GROUP, subparsers)
@@ -138,8 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return arguments.handler(arguments)
     except ValueError as error:
-        print(f"deepdosimetry {arguments.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _failed(arguments.command, str(error))
+    except MemoryError:
+        return _failed(arguments.command, "not enough memory for this input size; use a smaller size or grid")
+    except OSError as error:
+        return _failed(arguments.command, f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+
+
+def _failed(command: str, message: str) -> int:
+    """Print one error line (on a line of its own, after any progress bar) and return exit status 2."""
+    prefix = "\n" if sys.stderr.isatty() else ""
+    print(f"{prefix}deepdosimetry {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

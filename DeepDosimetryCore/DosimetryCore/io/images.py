@@ -324,6 +324,11 @@ def _planar_views(path: str | os.PathLike) -> list[PlanarView]:
         )
     slope = float(dataset.get("RescaleSlope", 1.0))
     intercept = float(dataset.get("RescaleIntercept", 0.0))
+    if not (np.isfinite(slope) and slope > 0 and np.isfinite(intercept)):
+        raise ValueError(
+            f"RescaleSlope (0028,1053): {slope:g} (intercept {intercept:g}) in {path} would turn the counts into "
+            "zeros or negative values; a planar count image needs a positive slope"
+        )
     metadata = {
         key: str(dataset.get(key, ""))
         for key in ("PatientID", "StudyDate", "SeriesDescription", "Manufacturer", "SeriesInstanceUID")
@@ -331,6 +336,10 @@ def _planar_views(path: str | os.PathLike) -> list[PlanarView]:
     result = []
     for frame, view in zip(frames, views, strict=True):
         counts = frame.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        if counts.min() < 0:
+            raise ValueError(
+                f"{path}: the {view} view holds negative counts (minimum {counts.min():g}); not a count image"
+            )
         image = sitk.GetImageFromArray(counts)
         image.SetSpacing((column_spacing, row_spacing))
         image.SetMetaData(UNIT_KEY, "counts")

@@ -49,6 +49,7 @@ def check_outputs(
             raise ValueError(f"{name}: {path} is also given as {seen[target]}; each output needs its own file")
         if target.is_dir():
             raise ValueError(f"{name}: {path} is a folder; give a file name")
+        _check_parents(name, path, target)
         seen[target] = name
     for name, path in (folders or {}).items():
         if path is None:
@@ -56,9 +57,18 @@ def check_outputs(
         folder = _resolved(path)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{name}: {path} is a file, not a folder")
+        _check_parents(name, path, folder)
         for input_name, source in given_inputs.items():
             if folder == source:
                 raise ValueError(f"{name}: {path} is the {input_name} file")
+
+
+def _check_parents(name: str, path: PathLike, target: Path) -> None:
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{name}: {path} lies inside {parent}, which is a file, not a folder")
+            return
 
 
 def _suffix(path: Path) -> str:
