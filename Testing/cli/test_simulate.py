@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import slicer
 
@@ -34,7 +35,9 @@ def test_simulate_planar_from_files(tmp_path):
     activity[8:12, 8:12, 8:12] = 5e4
     activity_image = sitk.GetImageFromArray(activity)
     activity_image.SetSpacing((10.0, 10.0, 10.0))
-    ct = sitk.GetImageFromArray(np.zeros_like(activity))
+    hu = np.full(activity.shape, -1000.0, np.float32)
+    hu[2:18, 2:18, 2:18] = 0.0  # a water body in air
+    ct = sitk.GetImageFromArray(hu)
     ct.CopyInformation(activity_image)
     io.write_image(activity_image, tmp_path / "a.nrrd")
     io.write_image(ct, tmp_path / "ct.nrrd")
@@ -56,3 +59,30 @@ def test_simulate_planar_reports_bad_input(tmp_path, capsys):
     assert cli.main(arguments) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "planar").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--views", "4"], "--views: expected a positive multiple of 6"),
+        (["--views", "0"], "--views: expected a positive multiple of 6"),
+        (["--size", "64", "--spacing-mm", "4.8"], "use --spacing-mm 9.6 or more"),
+        (["--size", "100000"], "--size: expected 16 to 512"),
+        (["--seed", "-1"], "--seed: expected a non-negative integer"),
+    ],
+)
+def test_simulate_checks_every_argument_before_work(tmp_path, capsys, extra, message):
+    assert cli.main(["simulate", "--out", str(tmp_path / "case"), "--seed", "1", *extra]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "case").exists()
+
+
+def test_simulate_refuses_an_output_folder_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "case").write_text("not a folder")
+    assert cli.main(["simulate", "--out", str(tmp_path / "case"), "--seed", "1"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_simulate_derives_the_spacing_for_a_small_size():
+    from DosimetryCore.cli.simulate import _spacing_for
+
+    assert _spacing_for(64, None) == 9.6 and _spacing_for(128, None) == 4.8 and _spacing_for(256, None) == 4.8
