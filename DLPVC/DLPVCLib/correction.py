@@ -44,9 +44,9 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.resources import models_dir
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.core.volume import (
-    ACTIVITY_UNIT,
-    check_activity_image,
     image_from_array,
     require_image,
     require_same_geometry,

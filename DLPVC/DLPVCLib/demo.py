@@ -56,6 +56,7 @@ from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.validation import check_seed
 from DosimetryCore.evaluation import report
 from DosimetryCore.imaging import simulation
 
@@ -134,8 +135,7 @@ def run_demo(
             negative seed, an unknown case.
     """
     step = progress or no_progress
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    check_seed(seed)
     if case not in CASES:
         raise ValueError(f"case: unknown {case!r}; choose one of {', '.join(CASES)}")
     started = time.perf_counter()

@@ -40,7 +40,9 @@ import SimpleITK as sitk
 from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.provenance import stamp
-from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_activity_image
+from DosimetryCore.core.volume import require_image, require_same_geometry
 
 GAUSSIAN_MAXIMUM_ERROR = 0.01
 """ITK DiscreteGaussianImageFilter's default maximum kernel truncation error, as PETPVC uses it."""
@@ -183,18 +185,7 @@ def _checked_fwhm(fwhm_mm: Sequence[float]) -> tuple[float, float, float]:
 
 def _activity_array(image: sitk.Image) -> np.ndarray:
     """The image's values, flattened, as float64, checked to be a valid activity map."""
-    require_image(image, "image", dimension=3)
-    unit = image.GetMetaData(UNIT_KEY) if image.HasMetaDataKey(UNIT_KEY) else None
-    if unit not in (None, ACTIVITY_UNIT):
-        raise ValueError(f"image: unit is {unit}, expected {ACTIVITY_UNIT}")
-    values = sitk.GetArrayFromImage(image).astype(np.float64).ravel()
-    if not np.all(np.isfinite(values)):
-        raise ValueError("image: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"image: contains negative activity ({values.min():g} Bq/mL)")
-    if not values.any():
-        raise ValueError("image: is zero everywhere")
-    return values
+    return check_activity_image(image, "image").ravel()
 
 
 def _regions(

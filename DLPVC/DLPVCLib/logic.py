@@ -17,13 +17,13 @@ from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
     DEFAULT_MODEL,
     TABLE_UNITS,
-    check_activity_image,
     correct_dl,
     correct_iy,
     load_dlpvc_model,
     segment_rows,
 )
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.io import mrml
 
 METHODS = {"iy": "IY-PVC", "dl": "DL-PVC"}

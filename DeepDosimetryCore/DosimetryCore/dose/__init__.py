@@ -7,8 +7,8 @@
 - :mod:`.images`: the SimpleITK entry point for all three methods and the per-segment dose-rate table.
 """
 
+from ..core.units import DOSE_RATE_UNIT
 from .images import (
-    DOSE_RATE_UNIT,
     METHODS,
     DoseRateMap,
     compute_dose_rate,

@@ -21,6 +21,8 @@ import torch
 from ..core.metadata import LABEL_NAMES_KEY
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
+from ..core.units import DOSE_RATE_UNIT
+from ..core.validation import check_finite, check_finite_nonnegative
 from ..core.volume import (
     array_from_image,
     image_from_array,
@@ -37,7 +39,6 @@ from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED,
 from .vdk import led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
 
 METHODS = ("vdk", "led", "mc")
-DOSE_RATE_UNIT = "Gy/h"
 DEFAULT_DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
 
 
@@ -65,13 +66,9 @@ def _checked_inputs(activity: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, n
         if unit is not None and unit.lower() != expected.lower():
             raise ValueError(f"{name}: expected values in {expected}, the image says {unit!r}")
     activity_array = array_from_image(activity).astype(np.float32)
-    if not np.isfinite(activity_array).all():
-        raise ValueError("activity: contains NaN or infinite values")
-    if (activity_array < 0).any():
-        raise ValueError("activity: contains negative values")
+    check_finite_nonnegative(activity_array, "activity")
     hu = array_from_image(ct).astype(np.float32)
-    if not np.isfinite(hu).all():
-        raise ValueError("ct: contains NaN or infinite CT numbers")
+    check_finite(hu, "ct")
     return activity_array, hu
 
 

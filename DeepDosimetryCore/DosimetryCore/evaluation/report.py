@@ -26,7 +26,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX, LABEL_NAMES_KEY
-from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry, unit_of
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.volume import require_image, require_same_geometry, unit_of
 from DosimetryCore.evaluation import metrics
 
 METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
