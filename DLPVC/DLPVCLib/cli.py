@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from torch import nn
 
 from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
     DEFAULT_MODEL,
+    TrainedModel,
     correct_dl,
     correct_iy,
     load_dlpvc_model,
@@ -208,10 +208,13 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
 
 
 
-def _load(arguments: argparse.Namespace) -> tuple[nn.Module, dict[str, Any] | None]:
-    """The network of ``--model`` (with its card) or ``--checkpoint`` (card None)."""
+def _load(arguments: argparse.Namespace) -> tuple[TrainedModel | DLPVCModel, dict[str, Any] | None]:
+    """The model of ``--model`` (hash-checked, with its card) or the network of ``--checkpoint`` (card None)."""
     if arguments.model:
-        return models.load_model(arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir)
+        network, card = models.load_model(
+            arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir
+        )
+        return TrainedModel(network, card), card
     checkpoint = load_checkpoint(arguments.checkpoint, arguments.device)
     if not checkpoint.get("model_config"):
         raise ValueError(f"checkpoint: {arguments.checkpoint} does not record a model_config to rebuild the network")
@@ -241,7 +244,8 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(path) for path in paths))
     if arguments.update_card:
         fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        models.save_model(model.cpu(), arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
+        network = model.network.cpu()
+        models.save_model(network, arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
         print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
     return 0
 
@@ -273,7 +277,8 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"{'method':<8} {'SSIM':>6} {'NRMSE %':>8} {'VAA %':>6} {'AD %':>6}")
     for row in result["metrics"]:
         print(
-            f"{row['method']:<8} {row['SSIM']:6.3f} {100 * row['NRMSE']:8.2f} {100 * row['VAA']:6.1f} {row['AD']:6.2f}"
+            f"{row['method']:<8} {row['ssim']:6.3f} {row['nrmse_percent']:8.2f} {row['vaa_percent']:6.1f} "
+            f"{row['ad_percent']:6.2f}"
         )
     provenance = result["provenance"]
     print(

@@ -21,7 +21,7 @@ The steps, each a library call used elsewhere in the project:
 3. DL-PVC (:func:`DLPVCLib.correction.correct_dl`, the hash-checked shipped model) and IY-PVC
    (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the case's regions, the FWHM of the
    matched filter between the truth and the noise-free RR reconstruction of the case);
-4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
+4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (the metric table: SSIM, NRMSE, VAA, AD and the
    recovery coefficient per segment, for no PVC, IY-PVC and DL-PVC), ``report.png`` (slices and a
    line profile: truth, no PVC, IY-PVC, DL-PVC, as seed 003 Fig. 4), ``report.mrb`` (a Slicer
    scene with every volume, the segmentation and the metrics table) and ``report.json``

@@ -28,10 +28,7 @@ import SimpleITK as sitk
 from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX, LABEL_NAMES_KEY
 from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.volume import require_image, require_same_geometry, unit_of
-from DosimetryCore.evaluation import metrics
-
-METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
-"""Unit of each metric column ("1": dimensionless ratio); every ``RC <segment>`` column is "1"."""
+from DosimetryCore.evaluation.table import column_units, image_metrics
 
 TRUTH_NAME = "truth"
 """Name of the ground-truth volume in the scene and figure; no method may use it."""
@@ -103,19 +100,17 @@ def method_metrics(
 ) -> list[dict[str, Any]]:
     """One row of metrics per method, in the order of ``estimates``.
 
-    Columns: ``method``, ``SSIM``, ``NRMSE``, ``VAA`` (ratios, inside truth > 0), ``AD`` (%, whole
-    image) and, with a ``labelmap`` on the truth's grid, ``RC <segment>`` (ratio) per named
-    segment (see :func:`segment_names`). Units: :data:`METRIC_UNITS`.
+    Columns: ``method`` and the metric table of :mod:`DosimetryCore.evaluation.table` (``ssim``,
+    ``nrmse_percent``, ``vaa_percent``, ``ad_percent`` and, with a ``labelmap`` on the truth's
+    grid, ``RC <segment>`` per named segment, see :func:`segment_names`).
 
     Raises ValueError naming the method for a grid or unit that differs from the truth's, and for
     a truth without voxels > 0 or a segment whose truth mean is 0.
     """
     _check_estimates(truth, estimates)
     ref = sitk.GetArrayFromImage(truth).astype(np.float64)
-    inside = ref > 0
-    if not inside.any():
+    if not (ref > 0).any():
         raise ValueError("truth: has no voxel > 0; the metrics are computed where the truth is present")
-    data_range = float(ref.max() - ref.min())
     segments: dict[str, np.ndarray] = {}
     if labelmap is not None:
         require_same_geometry(labelmap, truth, "labelmap", TRUTH_NAME)
@@ -125,24 +120,15 @@ def method_metrics(
     for name, image in estimates.items():
         est = sitk.GetArrayFromImage(image).astype(np.float64)
         try:
-            row: dict[str, Any] = {
-                "method": name,
-                "SSIM": metrics.ssim(est, ref, data_range=data_range, mask=inside),
-                "NRMSE": metrics.nrmse(est, ref, inside, normalization="range"),
-                "VAA": metrics.vaa(est, ref, inside, alpha=metrics.VAA_ALPHA),
-                "AD": metrics.activity_deviation_percent(est, ref),
-            }
-            for segment, mask in segments.items():
-                row[f"RC {segment}"] = metrics.recovery_coefficient(est, ref, mask)
+            rows.append({"method": name, **image_metrics(est, ref, segments)})
         except ValueError as error:
             raise ValueError(f"method {name!r}: {error}") from error
-        rows.append(row)
     return rows
 
 
 def metric_units(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Column -> unit for the metric columns of :func:`method_metrics` rows."""
-    return {column: METRIC_UNITS.get(column, "1") for column in rows[0] if column != "method"}
+    return column_units(rows[0])
 
 
 def report_figure(
