@@ -14,16 +14,13 @@ Each ``register_*`` function is a ``deepdosimetry.commands`` entry point (``regi
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
@@ -42,8 +39,9 @@ from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
 from DosimetryCore.core.progress import terminal_progress
-from DosimetryCore.core.volume import require_image, resample_to, same_geometry
 from DosimetryCore.imaging import simulation
+from DosimetryCore.io.labels import read_labelmap_on
+from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
 from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
 
@@ -61,48 +59,10 @@ def _check_paths(arguments: argparse.Namespace) -> None:
         raise ValueError(f"--table: {arguments.table} must be a .csv file")
 
 
-def read_segments(path: str | Path, image: sitk.Image) -> tuple[sitk.Image, dict[int, str]]:
-    """A labelmap file on the grid of ``image`` and its segment names.
-
-    Names come from the file's metadata (:func:`DosimetryCore.dose.label_names`). A labelmap on
-    another grid is resampled onto the SPECT's by nearest neighbour; a segment left without a voxel
-    there (outside the SPECT's field of view, or smaller than a voxel) is an error.
-    """
-    from DosimetryCore.dose import label_names
-
-    labelmap = require_image(io.read_image(path), f"--seg {path}")
-    if sitk.GetArrayViewFromImage(labelmap).dtype.kind not in "iu":
-        raise ValueError(f"--seg: {path} holds {labelmap.GetPixelIDTypeAsString()} values, expected integer labels")
-    names = label_names(labelmap)
-    if not names:
-        raise ValueError(f"--seg: {path} holds no segment (no label > 0)")
-    if not same_geometry(labelmap, image):
-        labelmap = resample_to(labelmap, image, "nearest")
-    present = set(np.unique(sitk.GetArrayViewFromImage(labelmap)).tolist())
-    empty = [f"{name!r} (label {label})" for label, name in names.items() if label not in present]
-    if empty:
-        raise ValueError(
-            f"--seg: segment(s) {', '.join(empty)} have no voxel on the SPECT grid "
-            "(outside its field of view, or smaller than a voxel)"
-        )
-    return labelmap, names
-
-
-def write_table_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
-    """Write :func:`DLPVCLib.correction.segment_rows` rows as CSV (the units are in the column names)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _run_pvc(arguments: argparse.Namespace) -> int:
     _check_paths(arguments)
     image = io.read_image(arguments.input)
-    segments = read_segments(arguments.seg, image) if arguments.seg else None
+    segments = read_labelmap_on(arguments.seg, image, "--seg") if arguments.seg else None
     progress = terminal_progress()
     if arguments.method == "iy":
         corrected = correct_iy(image, *segments, arguments.fwhm_mm, arguments.iterations, progress)
@@ -123,7 +83,7 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
             f"{row['mean_after_Bq_per_mL']:.4g} Bq/mL"
         )
     if arguments.table:
-        print(f"{write_table_csv(rows, arguments.table)}: per-segment table")
+        print(f"{write_csv(rows, arguments.table)}: per-segment table")
     return 0
 
 

@@ -26,11 +26,9 @@ reference the collimator's FWHM at the radius of rotation (:func:`system_fwhm_mm
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ from DosimetryCore.evaluation.table import METRICS, image_metrics
 from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
 from DosimetryCore.imaging.projection import collimator_response
 from DosimetryCore.imaging.simulation import Acquisition
+from DosimetryCore.io.tables import write_csv
 
 METHODS = ("None", "IY-PVC", "DL-PVC")
 """Metric keys of the result rows and their column titles (seed 003 Table 1)."""
@@ -262,13 +261,6 @@ def _markdown(evaluation: Evaluation, title: str) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str = "DL-PVC evaluation") -> list[Path]:
     """Write the evaluation: the mean/std table as CSV (``path_csv``) and Markdown (``.md`` beside it),
     the per-case rows (``<stem>_cases.csv``) and the settings (``<stem>.json``); returns the paths.
@@ -282,8 +274,8 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
         path_csv.with_name(f"{path_csv.stem}_cases.csv"),
         path_csv.with_suffix(".json"),
     )
-    _write_csv(evaluation.table, path_csv)
-    _write_csv(evaluation.cases, cases)
+    write_csv(evaluation.table, path_csv)
+    write_csv(evaluation.cases, cases)
     markdown.write_text(_markdown(evaluation, title), encoding="utf-8")
     settings.write_text(json.dumps(evaluation.settings, indent=2) + "\n", encoding="utf-8")
     return [path_csv, markdown, cases, settings]

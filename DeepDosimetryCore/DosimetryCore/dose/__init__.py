@@ -12,7 +12,6 @@ from .images import (
     METHODS,
     DoseRateMap,
     compute_dose_rate,
-    label_names,
     segment_table,
     write_table_csv,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "compute_dose_rate",
     "generate_kernel",
     "kernel_image",
-    "label_names",
     "led_dose_rate",
     "medium_from_hu",
     "segment_table",

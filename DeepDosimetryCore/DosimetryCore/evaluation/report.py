@@ -15,7 +15,6 @@ are in the truth's unit (Bq/mL for activity concentration, the default when none
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -25,10 +24,12 @@ from typing import Any, Literal
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX, LABEL_NAMES_KEY
+from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX
 from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.volume import require_image, require_same_geometry, unit_of
 from DosimetryCore.evaluation.table import column_units, image_metrics
+from DosimetryCore.io.labels import segment_names
+from DosimetryCore.io.tables import write_csv
 
 TRUTH_NAME = "truth"
 """Name of the ground-truth volume in the scene and figure; no method may use it."""
@@ -55,41 +56,6 @@ def _check_estimates(truth: sitk.Image, estimates: Mapping[str, sitk.Image]) -> 
         require_same_geometry(image, truth, f"method {name!r}", TRUTH_NAME)
         if unit_of(image) is not None and unit_of(truth) is not None and unit_of(image) != unit_of(truth):
             raise ValueError(f"method {name!r}: unit is {unit_of(image)}, the truth's is {unit_of(truth)}")
-
-
-def segment_names(labelmap: sitk.Image, names: Mapping[int, str] | None = None) -> dict[int, str]:
-    """The named labels present in ``labelmap`` (label -> segment name), in label order.
-
-    Without ``names`` every nonzero label is named ``"label N"``; named labels that do not occur
-    in the labelmap are left out. Raises ValueError for a non-integer or empty labelmap.
-    """
-    require_image(labelmap, "labelmap")
-    values = sitk.GetArrayViewFromImage(labelmap)
-    if not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"labelmap: expected integer labels, got {values.dtype}")
-    present = [int(label) for label in np.unique(values) if label != 0]
-    if not present:
-        raise ValueError("labelmap: has no nonzero labels")
-    if names is None:
-        return {label: f"label {label}" for label in present}
-    kept = {label: str(names[label]) for label in present if label in names}
-    if not kept:
-        raise ValueError(f"names: none of the labels {sorted(names)} occurs in the labelmap (it has {present})")
-    if len(set(kept.values())) != len(kept):
-        raise ValueError(f"names: segment names must be unique, got {sorted(kept.values())}")
-    return kept
-
-
-def label_names_of(labelmap: sitk.Image) -> dict[int, str]:
-    """Segment names of a labelmap from its :data:`LABEL_NAMES_KEY` metadata (JSON), else ``"label N"``."""
-    if not labelmap.HasMetaDataKey(LABEL_NAMES_KEY):
-        return segment_names(labelmap)
-    try:
-        table = json.loads(labelmap.GetMetaData(LABEL_NAMES_KEY))
-        names = {int(label): str(name) for label, name in table.items()}
-    except (ValueError, AttributeError) as error:
-        raise ValueError(f"labelmap: {LABEL_NAMES_KEY} is not a JSON label -> name table ({error})") from error
-    return segment_names(labelmap, names)
 
 
 def method_metrics(
@@ -230,16 +196,6 @@ def _image_provenance(image: sitk.Image) -> dict[str, Any]:
     return records
 
 
-def _write_csv(rows: Sequence[Mapping[str, Any]], units: Mapping[str, str], path: Path) -> Path:
-    """Rows as CSV: a header, then a ``unit`` row ("1" = dimensionless ratio), then one row per method."""
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerow({"method": "unit", **units})
-        writer.writerows(rows)
-    return path
-
-
 def write_report(
     out_dir: str | os.PathLike,
     truth: sitk.Image,
@@ -293,7 +249,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": _write_csv(rows, units, out / "metrics.csv"),
+        "csv": write_csv(rows, out / "metrics.csv", units),
         "png": report_figure(truth, estimates, out / "report.png"),
         "mrb": mrml.save_scene_bundle(scene, out / "report.mrb"),
         "json": out / "report.json",
