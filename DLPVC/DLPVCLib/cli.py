@@ -14,21 +14,18 @@ Each ``register_*`` function is a ``deepdosimetry.commands`` entry point (``regi
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
-from torch import nn
 
 from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
     DEFAULT_MODEL,
+    TrainedModel,
     correct_dl,
     correct_iy,
     load_dlpvc_model,
@@ -42,8 +39,9 @@ from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
 from DosimetryCore.core.progress import terminal_progress
-from DosimetryCore.core.volume import require_image, resample_to, same_geometry
 from DosimetryCore.imaging import simulation
+from DosimetryCore.io.labels import read_labelmap_on
+from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
 from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
 
@@ -61,48 +59,10 @@ def _check_paths(arguments: argparse.Namespace) -> None:
         raise ValueError(f"--table: {arguments.table} must be a .csv file")
 
 
-def read_segments(path: str | Path, image: sitk.Image) -> tuple[sitk.Image, dict[int, str]]:
-    """A labelmap file on the grid of ``image`` and its segment names.
-
-    Names come from the file's metadata (:func:`DosimetryCore.dose.label_names`). A labelmap on
-    another grid is resampled onto the SPECT's by nearest neighbour; a segment left without a voxel
-    there (outside the SPECT's field of view, or smaller than a voxel) is an error.
-    """
-    from DosimetryCore.dose import label_names
-
-    labelmap = require_image(io.read_image(path), f"--seg {path}")
-    if sitk.GetArrayViewFromImage(labelmap).dtype.kind not in "iu":
-        raise ValueError(f"--seg: {path} holds {labelmap.GetPixelIDTypeAsString()} values, expected integer labels")
-    names = label_names(labelmap)
-    if not names:
-        raise ValueError(f"--seg: {path} holds no segment (no label > 0)")
-    if not same_geometry(labelmap, image):
-        labelmap = resample_to(labelmap, image, "nearest")
-    present = set(np.unique(sitk.GetArrayViewFromImage(labelmap)).tolist())
-    empty = [f"{name!r} (label {label})" for label, name in names.items() if label not in present]
-    if empty:
-        raise ValueError(
-            f"--seg: segment(s) {', '.join(empty)} have no voxel on the SPECT grid "
-            "(outside its field of view, or smaller than a voxel)"
-        )
-    return labelmap, names
-
-
-def write_table_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
-    """Write :func:`DLPVCLib.correction.segment_rows` rows as CSV (the units are in the column names)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _run_pvc(arguments: argparse.Namespace) -> int:
     _check_paths(arguments)
     image = io.read_image(arguments.input)
-    segments = read_segments(arguments.seg, image) if arguments.seg else None
+    segments = read_labelmap_on(arguments.seg, image, "--seg") if arguments.seg else None
     progress = terminal_progress()
     if arguments.method == "iy":
         corrected = correct_iy(image, *segments, arguments.fwhm_mm, arguments.iterations, progress)
@@ -123,7 +83,7 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
             f"{row['mean_after_Bq_per_mL']:.4g} Bq/mL"
         )
     if arguments.table:
-        print(f"{write_table_csv(rows, arguments.table)}: per-segment table")
+        print(f"{write_csv(rows, arguments.table)}: per-segment table")
     return 0
 
 
@@ -208,10 +168,13 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
 
 
 
-def _load(arguments: argparse.Namespace) -> tuple[nn.Module, dict[str, Any] | None]:
-    """The network of ``--model`` (with its card) or ``--checkpoint`` (card None)."""
+def _load(arguments: argparse.Namespace) -> tuple[TrainedModel | DLPVCModel, dict[str, Any] | None]:
+    """The model of ``--model`` (hash-checked, with its card) or the network of ``--checkpoint`` (card None)."""
     if arguments.model:
-        return models.load_model(arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir)
+        network, card = models.load_model(
+            arguments.model, DLPVCModel.from_config, arguments.device, arguments.models_dir
+        )
+        return TrainedModel(network, card), card
     checkpoint = load_checkpoint(arguments.checkpoint, arguments.device)
     if not checkpoint.get("model_config"):
         raise ValueError(f"checkpoint: {arguments.checkpoint} does not record a model_config to rebuild the network")
@@ -241,7 +204,8 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(path) for path in paths))
     if arguments.update_card:
         fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        models.save_model(model.cpu(), arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
+        network = model.network.cpu()
+        models.save_model(network, arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
         print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
     return 0
 
@@ -273,7 +237,8 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"{'method':<8} {'SSIM':>6} {'NRMSE %':>8} {'VAA %':>6} {'AD %':>6}")
     for row in result["metrics"]:
         print(
-            f"{row['method']:<8} {row['SSIM']:6.3f} {100 * row['NRMSE']:8.2f} {100 * row['VAA']:6.1f} {row['AD']:6.2f}"
+            f"{row['method']:<8} {row['ssim']:6.3f} {row['nrmse_percent']:8.2f} {row['vaa_percent']:6.1f} "
+            f"{row['ad_percent']:6.2f}"
         )
     provenance = result["provenance"]
     print(

@@ -37,16 +37,16 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from DLPVCLib.iterative_yang import iterative_yang
+from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE, iterative_yang
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core import provenance
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.resources import models_dir
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.core.volume import (
-    ACTIVITY_UNIT,
-    check_activity_image,
     image_from_array,
     require_image,
     require_same_geometry,
@@ -175,7 +175,7 @@ def correct_iy(
         ValueError: invalid image, labelmap of another geometry or non-integer, empty ``names`` or
             segment, FWHM <= 0, iterations < 1.
     """
-    check_activity_image(image, "image")
+    check_activity_image(image, "image", negative_tolerance=NEGATIVE_TOLERANCE)
     require_image(labelmap, "labelmap", dimension=3)
     require_same_geometry(labelmap, image, "labelmap", "image")
     if not names:

@@ -59,7 +59,8 @@ from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.provenance import read as read_provenance
 from DosimetryCore.core.provenance import stamp
-from DosimetryCore.core.volume import ACTIVITY_UNIT
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_range, check_seed
 from DosimetryCore.imaging import simulation
 
 MANIFEST = "manifest.json"
@@ -112,19 +113,13 @@ class WriteResult:
 # Seeds and splits
 
 
-def _check_seed(seed: object, name: str = "seed") -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"{name}: expected an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
 def case_seeds(seed: int, n: int) -> list[int]:
     """The seeds of cases 0..n-1 of a dataset seeded with ``seed``.
 
     Case ``i``'s seed is child ``i`` of ``numpy.random.SeedSequence(seed)``: it does not depend on
     ``n``, so a larger dataset with the same seed starts with the same cases.
     """
-    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(_check_seed(seed)).spawn(n)]
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(check_seed(seed)).spawn(n)]
 
 
 def case_sub_seeds(case_seed: int) -> dict[str, int]:
@@ -134,7 +129,7 @@ def case_sub_seeds(case_seed: int) -> dict[str, int]:
     of ``SeedSequence(case_seed)`` are the noise seeds); ``anatomy``, ``activity`` and
     ``total_activity`` are children 2, 3 and 4.
     """
-    children = np.random.SeedSequence(_check_seed(case_seed, "case seed")).spawn(5)
+    children = np.random.SeedSequence(check_seed(case_seed, "case seed")).spawn(5)
     anatomy, activity, total = (int(child.generate_state(1)[0]) for child in children[2:])
     return {
         "anatomy": anatomy,
@@ -152,7 +147,7 @@ def split_of(case_seed: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> st
     changes split when a dataset grows, when cases are simulated in another order, or on resume.
     """
     train, val, _ = _check_fractions(fractions)
-    digest = hashlib.sha256(f"{_SPLIT_SALT} {_check_seed(case_seed, 'case seed')}".encode()).digest()
+    digest = hashlib.sha256(f"{_SPLIT_SALT} {check_seed(case_seed, 'case seed')}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2.0**64
     return "train" if u < train else "val" if u < train + val else "test"
 
@@ -162,13 +157,6 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(values) != 3 or min(values) < 0 or not math.isclose(sum(values), 1.0, abs_tol=1e-9):
         raise ValueError(f"split_fractions: expected 3 shares >= 0 (train, val, test) summing to 1, got {values}")
     return values
-
-
-def _check_range(values: Sequence[float], name: str) -> tuple[float, float]:
-    low, high = (float(v) for v in values)
-    if not 0 < low <= high or not math.isfinite(high):
-        raise ValueError(f"{name}: expected 0 < low <= high, got ({low:g}, {high:g})")
-    return low, high
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,8 +227,8 @@ def simulate_pvc_case(
         :data:`DosimetryCore.core.metadata.PROVENANCE_KEY`.
     """
     report = progress or no_progress
-    seed = _check_seed(seed)
-    total_range = _check_range(total_activity_range_mbq, "total_activity_range_mbq")
+    seed = check_seed(seed)
+    total_range = check_range(total_activity_range_mbq, "total_activity_range_mbq")
     device = resolve_device(device)
     seeds = case_sub_seeds(seed)
     report(0.0, "Body phantom")
@@ -316,7 +304,7 @@ def build_manifest(
         "size": int(size),
         "spacing_mm": float(spacing_mm),
         "acquisition": asdict(acquisition),
-        "total_activity_range_mbq": list(_check_range(total_activity_range_mbq, "total_activity_range_mbq")),
+        "total_activity_range_mbq": list(check_range(total_activity_range_mbq, "total_activity_range_mbq")),
         "active_fraction": list(ACTIVE_FRACTION),
         "shape_diameter_mm": list(SHAPE_DIAMETER_MM),
         "split_fractions": list(fractions),

@@ -21,7 +21,7 @@ The steps, each a library call used elsewhere in the project:
 3. DL-PVC (:func:`DLPVCLib.correction.correct_dl`, the hash-checked shipped model) and IY-PVC
    (:func:`DLPVCLib.correction.correct_iy`, 10 iterations, the case's regions, the FWHM of the
    matched filter between the truth and the noise-free RR reconstruction of the case);
-4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (SSIM, NRMSE, VAA, AD and the
+4. :func:`DosimetryCore.evaluation.report.write_report`: ``metrics.csv`` (the metric table: SSIM, NRMSE, VAA, AD and the
    recovery coefficient per segment, for no PVC, IY-PVC and DL-PVC), ``report.png`` (slices and a
    line profile: truth, no PVC, IY-PVC, DL-PVC, as seed 003 Fig. 4), ``report.mrb`` (a Slicer
    scene with every volume, the segmentation and the metrics table) and ``report.json``
@@ -56,6 +56,7 @@ from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.validation import check_seed
 from DosimetryCore.evaluation import report
 from DosimetryCore.imaging import simulation
 
@@ -134,8 +135,7 @@ def run_demo(
             negative seed, an unknown case.
     """
     step = progress or no_progress
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    check_seed(seed)
     if case not in CASES:
         raise ValueError(f"case: unknown {case!r}; choose one of {', '.join(CASES)}")
     started = time.perf_counter()

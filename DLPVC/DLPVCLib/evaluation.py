@@ -8,7 +8,7 @@ network's output (``DL-PVC``). The metrics are seed 003's (:mod:`DosimetryCore.e
 - SSIM inside the true active region (``truth > 0``), data range = max(truth) - min(truth) of the
   whole image (the dynamic range of the truth, 0 to its maximum);
 - NRMSE (%) inside the true active region, normalised by the range of the truth there (see
-  :data:`NRMSE_NORMALIZATION`);
+  :data:`DosimetryCore.evaluation.table.NRMSE_NORMALIZATION`);
 - VAA (%): share of the true active voxels within 5 % of the true activity concentration;
 - AD (%): deviation of the total activity in the whole image from the true total. DL-PVC keeps
   the input's total, so its AD equals that of ``None`` (seed 003 Table 1).
@@ -26,11 +26,9 @@ reference the collimator's FWHM at the radius of rotation (:func:`system_fwhm_mm
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,25 +39,19 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
+from DLPVCLib.correction import TrainedModel, correct_dl
 from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.evaluation import metrics
+from DosimetryCore.evaluation.table import METRICS, image_metrics
+from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
 from DosimetryCore.imaging.projection import collimator_response
 from DosimetryCore.imaging.simulation import Acquisition
+from DosimetryCore.io.tables import write_csv
 
 METHODS = ("None", "IY-PVC", "DL-PVC")
-METRICS = {"ssim": "SSIM", "nrmse_percent": "NRMSE (%)", "vaa_percent": "VAA (%)", "ad_percent": "AD (%)"}
 """Metric keys of the result rows and their column titles (seed 003 Table 1)."""
-
-NRMSE_NORMALIZATION = "range"
-"""NRMSE divisor: max - min of the truth inside the active region.
-
-Seed 003 leaves the divisor to its supplement; with the range, the uncorrected reconstructions
-come out near its Table 1 (about 10 %), whereas the truth's root mean square would give several
-times that.
-"""
 
 IY_ITERATIONS = 10
 """Iterations of iterative Yang PVC (seed 003: 10, with PETPVC)."""
@@ -93,14 +85,8 @@ class Evaluation:
 
 
 def case_metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Seed 003's metrics of one image (see the module docstring); arrays (z, y, x) in Bq/mL."""
-    inside = truth > 0
-    return {
-        "ssim": metrics.ssim(estimate, truth, data_range=float(truth.max() - truth.min()), mask=inside),
-        "nrmse_percent": 100.0 * metrics.nrmse(estimate, truth, inside, normalization=NRMSE_NORMALIZATION),
-        "vaa_percent": 100.0 * metrics.vaa(estimate, truth, inside),
-        "ad_percent": metrics.activity_deviation_percent(estimate, truth),
-    }
+    """The metric table row (:mod:`DosimetryCore.evaluation.table`) of one image; arrays (z, y, x) in Bq/mL."""
+    return image_metrics(estimate, truth)
 
 
 def system_fwhm_mm(acquisition: Acquisition) -> float:
@@ -159,14 +145,22 @@ def _summary_rows(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def _dl_pvc(model: nn.Module, values: np.ndarray, device: torch.device) -> np.ndarray:
-    with torch.no_grad():
-        output = model(torch.from_numpy(values.astype(np.float32))[None, None].to(device))
-    return output[0, 0].cpu().numpy()
+def as_trained_model(model: TrainedModel | nn.Module, image: sitk.Image) -> TrainedModel:
+    """``model`` as :func:`DLPVCLib.correction.correct_dl` takes it.
+
+    A card without a network grid, or a bare network (a checkpoint's, or one being trained, named
+    unregistered), gets the dataset's own grid (``image``'s size and spacing), so that the
+    resampling onto the network grid leaves the input as it is.
+    """
+    grid = {"grid": {"size": list(image.GetSize()), "spacing_mm": list(image.GetSpacing())}}
+    if isinstance(model, TrainedModel):
+        return model if "grid" in model.card else TrainedModel(model.network, grid | model.card)
+    card = {"name": "unregistered network", "weights_sha256": "unregistered", "architecture": model.config}
+    return TrainedModel(model, card | grid)
 
 
 def evaluate(
-    model: nn.Module,
+    model: TrainedModel | nn.Module,
     folder: str | os.PathLike,
     split: str = "test",
     *,
@@ -179,8 +173,10 @@ def evaluate(
     """Evaluate no correction, IY-PVC and DL-PVC (``model``) on every case of a split.
 
     Args:
-        model: a DL-PVC network taking and returning ``(1, 1, z, y, x)`` Bq/mL (e.g.
-            :class:`~DLPVCLib.networks.DLPVCModel`); moved to ``device`` and put in eval mode.
+        model: a loaded model (:func:`DLPVCLib.correction.load_dlpvc_model`) or a bare
+            :class:`~DLPVCLib.networks.DLPVCModel` (see :func:`as_trained_model`); moved to
+            ``device`` and put in eval mode. DL-PVC runs through
+            :func:`~DLPVCLib.correction.correct_dl`, the path of the ``pvc`` command.
         folder: dataset folder of :func:`DLPVCLib.dataset.write_dataset`.
         split: the held-out split (default ``"test"``).
         input_key: the reconstruction corrected, one of :data:`DLPVCLib.dataset.RECONSTRUCTIONS`.
@@ -200,7 +196,8 @@ def evaluate(
     report = progress or no_progress
     data = PVCDataset(folder, split, input_key)
     device = resolve_device(device)
-    model = model.to(device).eval()
+    trained = as_trained_model(model, data.image(0, input_key))
+    trained.network.to(device).eval()
     if iy_fwhm_mm is None:
         fwhm, calibration = calibrate_iy_fwhm(folder, input_key, sub_progress(report, 0.0, 0.1))
         source = f"matched filter of {NOISE_FREE[input_key]} on {len(calibration)} validation case(s)"
@@ -218,7 +215,7 @@ def evaluate(
         estimates = {
             "None": values,
             "IY-PVC": sitk.GetArrayFromImage(corrected),
-            "DL-PVC": _dl_pvc(model, values, device),
+            "DL-PVC": sitk.GetArrayFromImage(correct_dl(reconstruction, trained, device=device)),
         }
         rows += [{"case": case_id, "method": m, **case_metrics(estimates[m], truth)} for m in METHODS]
     report(1.0, f"evaluated {len(data)} case(s)")
@@ -235,9 +232,8 @@ def evaluate(
         "iy_fwhm_per_calibration_case_mm": calibration,
         "iy_iterations": iy_iterations,
         "system_fwhm_at_radius_mm": system_fwhm_mm(acquisition),
-        "nrmse_normalization": NRMSE_NORMALIZATION,
-        "ssim_data_range": "max(truth) - min(truth)",
-        "metric_region": "truth > 0 (SSIM, NRMSE, VAA); whole image (AD)",
+        "dl_pvc": "DLPVCLib.correction.correct_dl (the pvc command's path)",
+        **TABLE_SETTINGS,
     }
     return Evaluation(rows, _summary_rows(rows), settings)
 
@@ -265,13 +261,6 @@ def _markdown(evaluation: Evaluation, title: str) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str = "DL-PVC evaluation") -> list[Path]:
     """Write the evaluation: the mean/std table as CSV (``path_csv``) and Markdown (``.md`` beside it),
     the per-case rows (``<stem>_cases.csv``) and the settings (``<stem>.json``); returns the paths.
@@ -285,8 +274,8 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
         path_csv.with_name(f"{path_csv.stem}_cases.csv"),
         path_csv.with_suffix(".json"),
     )
-    _write_csv(evaluation.table, path_csv)
-    _write_csv(evaluation.cases, cases)
+    write_csv(evaluation.table, path_csv)
+    write_csv(evaluation.cases, cases)
     markdown.write_text(_markdown(evaluation, title), encoding="utf-8")
     settings.write_text(json.dumps(evaluation.settings, indent=2) + "\n", encoding="utf-8")
     return [path_csv, markdown, cases, settings]

@@ -40,7 +40,9 @@ import SimpleITK as sitk
 from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.provenance import stamp
-from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_activity_image
+from DosimetryCore.core.volume import require_image, require_same_geometry
 
 GAUSSIAN_MAXIMUM_ERROR = 0.01
 """ITK DiscreteGaussianImageFilter's default maximum kernel truncation error, as PETPVC uses it."""
@@ -202,21 +204,7 @@ def _checked_fwhm(fwhm_mm: Sequence[float], image: sitk.Image | None = None) -> 
 
 def _activity_array(image: sitk.Image) -> np.ndarray:
     """The image's values, flattened, as float64, checked to be a valid activity map."""
-    require_image(image, "image", dimension=3)
-    unit = image.GetMetaData(UNIT_KEY) if image.HasMetaDataKey(UNIT_KEY) else None
-    if unit not in (None, ACTIVITY_UNIT):
-        raise ValueError(f"image: unit is {unit}, expected {ACTIVITY_UNIT}")
-    values = sitk.GetArrayFromImage(image).astype(np.float64).ravel()
-    if not np.all(np.isfinite(values)):
-        raise ValueError("image: contains NaN or infinite values")
-    if not values.any():
-        raise ValueError("image: is zero everywhere")
-    if values.min() < -NEGATIVE_TOLERANCE * max(values.max(), 0.0):
-        raise ValueError(
-            f"image: contains negative activity ({values.min():g} Bq/mL, below -{100 * NEGATIVE_TOLERANCE:g} % of the "
-            "maximum that filtering or interpolation can leave)"
-        )
-    return values
+    return check_activity_image(image, "image", negative_tolerance=NEGATIVE_TOLERANCE).ravel()
 
 
 def _regions(

@@ -17,23 +17,25 @@ from DLPVCLib.correction import (
     DEFAULT_FWHM_MM,
     DEFAULT_MODEL,
     TABLE_UNITS,
-    check_activity_image,
     correct_dl,
     correct_iy,
     load_dlpvc_model,
     segment_rows,
 )
+from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.io import mrml
 
 METHODS = {"iy": "IY-PVC", "dl": "DL-PVC"}
 """Method key -> name used in node names and messages."""
 
 
-def spect_image(spect_node) -> sitk.Image:
-    """The SPECT volume as an image, checked to be a 3D, finite, non-negative activity map in Bq/mL."""
+def spect_image(spect_node, negative_tolerance: float = 0.0) -> sitk.Image:
+    """The SPECT volume as an image, checked to be a 3D, finite activity map in Bq/mL, non-negative (down to
+    ``-negative_tolerance`` times its maximum)."""
     image = mrml.image_from_volume_node(spect_node)
-    check_activity_image(image, f"SPECT volume {spect_node.GetName()!r}")
+    check_activity_image(image, f"SPECT volume {spect_node.GetName()!r}", negative_tolerance)
     return image
 
 
@@ -99,7 +101,7 @@ def correct_volume(
     if method == "iy" and segmentation_node is None:
         raise ValueError("segmentation: IY-PVC needs a segmentation (the regions whose activity it restores)")
     report(0.0, "Reading the SPECT volume")
-    image = spect_image(spect_node)
+    image = spect_image(spect_node, NEGATIVE_TOLERANCE if method == "iy" else 0.0)
     labelmap, names = segment_labelmap(segmentation_node, spect_node) if segmentation_node else (None, None)
     if method == "iy":
         corrected = correct_iy(image, labelmap, names, fwhm_mm, iterations, sub_progress(report, 0.1, 0.9))

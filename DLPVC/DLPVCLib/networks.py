@@ -17,6 +17,7 @@ from monai.networks.nets import AttentionUnet, BasicUNetPlusPlus, UNet
 from torch import nn
 from torch.nn import functional
 
+from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.learning.networks import R2UNet, check_spatial_shape
 
 DEFAULT_CHANNELS: dict[str, tuple[int, ...]] = {
@@ -103,10 +104,7 @@ def build_network(
 
 def check_activity(x: torch.Tensor) -> None:
     """Raise ValueError unless every sample of ``x`` is finite, non-negative and not zero everywhere."""
-    if not torch.isfinite(x).all():
-        raise ValueError("SPECT input: contains NaN or infinite values")
-    if (x < 0).any():
-        raise ValueError(f"SPECT input: contains negative activity (minimum {x.min().item():g} Bq/mL)")
+    check_finite_nonnegative(x, "SPECT input", "activity", "Bq/mL")
     empty = (x.flatten(1).amax(dim=1) <= 0).nonzero().flatten().tolist()
     if empty:
         raise ValueError(
@@ -156,9 +154,15 @@ class DLPVCModel(nn.Module):
         return cls(**config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, D, H, W)`` SPECT in Bq/mL -> ``(B, 1, D, H, W)`` corrected activity in Bq/mL."""
+        """``(B, 1, D, H, W)`` SPECT in Bq/mL -> ``(B, 1, D, H, W)`` corrected activity in Bq/mL.
+
+        In evaluation mode (inference, a boundary) the input is checked with :func:`check_activity`;
+        in training mode it is not: the dataset was checked when it was written, and the check's
+        device-to-host synchronisations would cost every training step.
+        """
         check_spatial_shape(x, 3, self.required_multiple)
-        check_activity(x)
+        if not self.training:
+            check_activity(x)
         dims = tuple(range(1, x.ndim))
         normalised = x / x.amax(dim=dims, keepdim=True)
         y = functional.softplus(self.network(normalised))

@@ -39,6 +39,7 @@ from DosimetryCore import __version__
 from DosimetryCore.core.metadata import LABEL_NAMES_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.validation import check_positive, check_range, check_seed, check_spacing, three_values
 from DosimetryCore.core.volume import array_from_image, image_from_array, require_image, set_unit, voxel_volume_ml
 
 LABELS: dict[str, int] = {
@@ -251,58 +252,14 @@ _SALIVARY = {
 # Validation helpers
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _three(value: object, name: str) -> tuple[float, float, float]:
-    """One number or three (x, y, z) as three floats, else a ValueError naming ``name``."""
-    try:
-        x, y, z = (float(v) for v in np.broadcast_to(np.asarray(value, dtype=float), (3,)))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected one number or three (x, y, z), got {value!r}") from None
-    if not np.all(np.isfinite((x, y, z))):
-        raise ValueError(f"{name}: expected finite values, got {value!r}")
-    return x, y, z
-
-
 def _check_size(size: object) -> tuple[int, int, int]:
-    values = _three(size, "size")
+    values = three_values(size, "size")
     if not all(v.is_integer() for v in values):
         raise ValueError(f"size: expected whole numbers of voxels, got {size!r}")
     if min(values) < _MIN_SIZE:
         raise ValueError(f"size: expected at least {_MIN_SIZE} voxels per axis, got {size!r}")
     x, y, z = (int(v) for v in values)
     return x, y, z
-
-
-def _check_spacing(spacing_mm: object) -> tuple[float, float, float]:
-    values = _three(spacing_mm, "spacing_mm")
-    if min(values) <= 0:
-        raise ValueError(f"spacing_mm: expected positive values in mm, got {spacing_mm!r}")
-    return values
-
-
-def _check_positive(value: object, name: str, allow_zero: bool = False) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
-    return number
-
-
-def _check_range(value: object, name: str, upper: float = np.inf) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        low, high = float("nan"), float("nan")
-    if not (0 < low <= high <= upper):
-        raise ValueError(f"{name}: expected (low, high) with 0 < low <= high <= {upper}, got {value!r}")
-    return low, high
 
 
 def _check_tracer(tracer: str) -> str:
@@ -713,16 +670,16 @@ def make_torso(
     spacing, identity direction and the image centre at (0, 0, 0) mm.
     """
     report = progress or no_progress
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     size3 = _check_size(size)
-    spacing3 = _check_spacing(spacing_mm)
+    spacing3 = check_spacing(spacing_mm)
     tracer = _check_tracer(tracer)
     if isinstance(n_lesions, bool) or not isinstance(n_lesions, int | np.integer) or not 0 <= n_lesions <= _MAX_LESIONS:
         raise ValueError(f"n_lesions: expected an integer in [0, {_MAX_LESIONS}], got {n_lesions!r}")
-    diameters = _check_range(lesion_diameter_mm, "lesion_diameter_mm")
-    total = _check_positive(total_activity_mbq, "total_activity_mbq")
-    heterogeneity = _check_positive(heterogeneity, "heterogeneity", allow_zero=True)
-    deformation_mm = _check_positive(deformation_mm, "deformation_mm", allow_zero=True)
+    diameters = check_range(lesion_diameter_mm, "lesion_diameter_mm")
+    total = check_positive(total_activity_mbq, "total_activity_mbq")
+    heterogeneity = check_positive(heterogeneity, "heterogeneity", allow_zero=True)
+    deformation_mm = check_positive(deformation_mm, "deformation_mm", allow_zero=True)
     s_centre = _torso_window(size3, spacing3, bool(salivary_glands))
     shape, spacing = size3[::-1], spacing3[::-1]
 
@@ -800,13 +757,13 @@ def random_activity(
     inside = array_from_image(reference) > 0
     if not inside.any():
         raise ValueError("body: the mask is empty (no non-zero voxel)")
-    seed = _check_seed(seed)
-    total = _check_positive(total_activity_mbq, "total_activity_mbq")
-    fractions = _check_range(active_fraction, "active_fraction", upper=1.0)
-    diameters = _check_range(shape_diameter_mm, "shape_diameter_mm")
-    levels = _check_range(level_range, "level_range")
-    heterogeneity = _check_positive(heterogeneity, "heterogeneity", allow_zero=True)
-    correlation = _check_positive(pattern_correlation_mm, "pattern_correlation_mm")
+    seed = check_seed(seed)
+    total = check_positive(total_activity_mbq, "total_activity_mbq")
+    fractions = check_range(active_fraction, "active_fraction", upper=1.0)
+    diameters = check_range(shape_diameter_mm, "shape_diameter_mm")
+    levels = check_range(level_range, "level_range")
+    heterogeneity = check_positive(heterogeneity, "heterogeneity", allow_zero=True)
+    correlation = check_positive(pattern_correlation_mm, "pattern_correlation_mm")
     shape, spacing = inside.shape, tuple(reference.GetSpacing())[::-1]
 
     rng = np.random.default_rng(seed)
@@ -883,10 +840,10 @@ def augment(
     report = progress or no_progress
     if not isinstance(case, Phantom):
         raise ValueError(f"case: expected a Phantom, got {type(case).__name__}")
-    seed = _check_seed(seed)
-    scales = _check_range(uptake_scale, "uptake_scale")
-    max_rotation = _check_positive(max_rotation_deg, "max_rotation_deg", allow_zero=True)
-    max_translation = _check_positive(max_translation_mm, "max_translation_mm", allow_zero=True)
+    seed = check_seed(seed)
+    scales = check_range(uptake_scale, "uptake_scale")
+    max_rotation = check_positive(max_rotation_deg, "max_rotation_deg", allow_zero=True)
+    max_translation = check_positive(max_translation_mm, "max_translation_mm", allow_zero=True)
 
     rng = np.random.default_rng(seed)
     factors = {name: float(rng.uniform(*scales)) for _, name in sorted(case.label_names.items())}

@@ -12,7 +12,9 @@ import SimpleITK as sitk
 from DosimetryCore import dose
 from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.core.volume import ACTIVITY_UNIT, check_activity_image, unit_of
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.validation import check_activity_image
+from DosimetryCore.core.volume import unit_of
 from DosimetryCore.io import mrml
 
 METHODS = ("vdk", "led", "mc")

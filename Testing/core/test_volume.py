@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DosimetryCore.core import volume
+from DosimetryCore.core import validation, volume
 
 
 def test_image_from_array_keeps_zyx_order_and_geometry():
@@ -93,7 +93,7 @@ def test_set_unit_records_quantity():
 
 def test_check_activity_image_names_the_input_and_the_fault():
     good = volume.image_from_array(np.ones((3, 3, 3), np.float32), unit="Bq/mL")
-    assert volume.check_activity_image(good, "spect").dtype == np.float64
+    assert validation.check_activity_image(good, "spect").dtype == np.float64
     cases = {
         "is 2D": volume.image_from_array(np.ones((1, 3, 3), np.float32)),
         "expected Bq/mL": volume.image_from_array(np.ones((3, 3, 3), np.float32), unit="counts"),
@@ -103,4 +103,4 @@ def test_check_activity_image_names_the_input_and_the_fault():
     }
     for message, image in cases.items():
         with pytest.raises(ValueError, match=f"spect: .*{message}"):
-            volume.check_activity_image(image, "spect")
+            validation.check_activity_image(image, "spect")

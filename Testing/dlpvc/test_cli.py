@@ -15,7 +15,7 @@ from DLPVCLib import cli as pvc_cli
 from DLPVCLib import correction
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
-from DosimetryCore.core.metadata import LABEL_NAMES_KEY
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY, PROVENANCE_KEY
 from DosimetryCore.core.resources import ENVIRONMENT_VARIABLE
 from DosimetryCore.core.volume import image_from_array
 
@@ -86,7 +86,7 @@ def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     assert corrected.GetSize() == original.GetSize()
     np.testing.assert_allclose(corrected.GetDirection(), original.GetDirection(), atol=1e-12)
     assert correction.total_activity_bq(corrected) == pytest.approx(correction.total_activity_bq(original), rel=1e-6)
-    provenance = json.loads(corrected.GetMetaData("deepdosimetry.pvc"))
+    provenance = json.loads(corrected.GetMetaData(PROVENANCE_KEY))
     assert provenance["model_name"] == correction.DEFAULT_MODEL
     assert provenance["model_limitations"] == ["untrained test network"]
     printed = capsys.readouterr()

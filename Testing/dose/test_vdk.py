@@ -14,10 +14,11 @@ from scipy import ndimage
 
 from DosimetryCore.core.metadata import PROVENANCE_KEY
 from DosimetryCore.core.volume import image_from_array, unit_of
-from DosimetryCore.dose import compute_dose_rate, ct_on_activity_grid, label_names, segment_table, write_table_csv
+from DosimetryCore.dose import compute_dose_rate, ct_on_activity_grid, segment_table, write_table_csv
 from DosimetryCore.dose.convolution import fast_fft_size, fft_convolve
 from DosimetryCore.dose.kernels import KERNEL_DENSITY_G_PER_CM3, VoxelKernel, voxel_kernel
 from DosimetryCore.dose.vdk import led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
+from DosimetryCore.io.labels import label_names
 from DosimetryCore.physics.nuclides import load_nuclide
 
 CPU = torch.device("cpu")

@@ -50,16 +50,16 @@ def test_identical_estimate_is_perfect_and_scaled_estimate_has_its_ad(truth_and_
     rows = report.method_metrics(truth, {"same": truth, "plus 10%": _scaled(truth, 1.1)})
     assert [row["method"] for row in rows] == ["same", "plus 10%"]
     same, scaled = rows
-    assert same["SSIM"] == pytest.approx(1.0)
-    assert same["NRMSE"] == 0.0 and same["VAA"] == 1.0 and same["AD"] == 0.0
-    assert scaled["AD"] == pytest.approx(10.0, rel=1e-5)
-    assert scaled["VAA"] == 0.0  # every voxel is off by 10 % >= alpha = 5 %
+    assert same["ssim"] == pytest.approx(1.0)
+    assert same["nrmse_percent"] == 0.0 and same["vaa_percent"] == 100.0 and same["ad_percent"] == 0.0
+    assert scaled["ad_percent"] == pytest.approx(10.0, rel=1e-5)
+    assert scaled["vaa_percent"] == 0.0  # every voxel is off by 10 % >= alpha = 5 %
     # NRMSE normalised by the truth's range inside truth > 0 (200 ... 1500 Bq/mL).
     inside = sitk.GetArrayFromImage(truth)[sitk.GetArrayFromImage(truth) > 0]
     expected = np.sqrt(np.mean((0.1 * inside) ** 2)) / (1500.0 - 200.0)
-    assert scaled["NRMSE"] == pytest.approx(expected, rel=1e-5)
-    assert scaled["SSIM"] < 1.0
-    assert set(report.metric_units(rows)) == {"SSIM", "NRMSE", "VAA", "AD"}
+    assert scaled["nrmse_percent"] == pytest.approx(100 * expected, rel=1e-5)
+    assert scaled["ssim"] < 1.0
+    assert set(report.metric_units(rows)) == {"ssim", "nrmse_percent", "vaa_percent", "ad_percent"}
 
 
 def test_recovery_coefficient_columns_per_named_segment(truth_and_labels):
@@ -67,7 +67,7 @@ def test_recovery_coefficient_columns_per_named_segment(truth_and_labels):
     estimate = sitk.GetArrayFromImage(truth).copy()
     estimate[4:8, 4:8, 4:8] *= 0.5
     rows = report.method_metrics(truth, {"half cube": _image(estimate)}, labelmap, {1: "cube", 2: "slab", 7: "absent"})
-    assert list(rows[0]) == ["method", "SSIM", "NRMSE", "VAA", "AD", "RC cube", "RC slab"]
+    assert list(rows[0]) == ["method", "ssim", "nrmse_percent", "vaa_percent", "ad_percent", "RC cube", "RC slab"]
     assert rows[0]["RC cube"] == pytest.approx(0.5) and rows[0]["RC slab"] == pytest.approx(1.0)
     unnamed = report.method_metrics(truth, {"same": truth}, labelmap)
     assert unnamed[0]["RC label 1"] == pytest.approx(1.0) and unnamed[0]["RC label 2"] == pytest.approx(1.0)
@@ -114,8 +114,8 @@ def test_write_report_writes_all_files_and_a_reloadable_scene(truth_and_labels, 
     }
     with paths["csv"].open() as stream:
         lines = list(csv.reader(stream))
-    assert lines[0] == ["method", "SSIM", "NRMSE", "VAA", "AD", "RC cube", "RC slab"]
-    assert lines[1] == ["unit", "1", "1", "1", "%", "1", "1"]
+    assert lines[0] == ["method", "ssim", "nrmse_percent", "vaa_percent", "ad_percent", "RC cube", "RC slab"]
+    assert lines[1] == ["unit", "1", "%", "%", "%", "1", "1"]
     assert lines[2][0] == "pvc" and float(lines[2][4]) == pytest.approx(-10.0, rel=1e-5)
     document = json.loads(paths["json"].read_text())
     assert document["provenance"] == {"case": 7} and document["value_unit"] == "Bq/mL"
@@ -134,7 +134,7 @@ def test_write_report_writes_all_files_and_a_reloadable_scene(truth_and_labels, 
         "cube", "slab"
     ]
     table = mrml.rows_from_table_node(scene.GetFirstNodeByName("metrics"))
-    assert table[0]["method"] == "pvc" and table[0]["AD"] == pytest.approx(-10.0, rel=1e-5)
+    assert table[0]["method"] == "pvc" and table[0]["ad_percent"] == pytest.approx(-10.0, rel=1e-5)
 
 
 def test_write_report_writes_nothing_on_bad_input(truth_and_labels, tmp_path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from DosimetryCore import io
-from DosimetryCore.evaluation.report import label_names_of, write_report
+from DosimetryCore.evaluation.report import write_report
+from DosimetryCore.io.labels import label_names, segment_names
 
 
 def parse_method(spec: str) -> tuple[str, str]:
@@ -28,7 +29,7 @@ def _run_report(arguments: argparse.Namespace) -> int:
     truth = io.read_image(arguments.truth)
     estimates = {name: io.read_image(path) for name, path in methods.items()}
     labelmap = io.read_image(arguments.labels) if arguments.labels else None
-    names = label_names_of(labelmap) if labelmap is not None else None
+    names = segment_names(labelmap, label_names(labelmap)) if labelmap is not None else None
     provenance = {
         "command": "deepdosimetry report",
         "version": DosimetryCore.__version__,

@@ -19,9 +19,6 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.metadata import QUANTITY_KEY, UNIT_KEY
 
-ACTIVITY_UNIT = "Bq/mL"
-"""Unit of activity-concentration images."""
-
 _INTERPOLATORS = {
     "linear": sitk.sitkLinear,
     "nearest": sitk.sitkNearestNeighbor,
@@ -173,26 +170,3 @@ def resample_to_spacing(
     direction = np.array(image.GetDirection()).reshape(image.GetDimension(), image.GetDimension())
     reference.SetOrigin(tuple(np.array(image.GetOrigin()) + direction @ shift))
     return resample_to(image, reference, interpolator, default_value)
-
-
-def check_activity_image(image: sitk.Image, name: str) -> np.ndarray:
-    """Check ``image`` is a 3D activity map in Bq/mL; return its values as float64, shape ``(z, y, x)``.
-
-    Raises a ValueError naming ``name`` for: not a 3D scalar image, fewer than 2 voxels along an
-    axis (a slice, not a volume), a unit other than Bq/mL, NaN or infinite values, negative
-    values, or zero everywhere.
-    """
-    require_image(image, name, dimension=3)
-    if min(image.GetSize()) < 2:
-        raise ValueError(f"{name}: is 2D (size {image.GetSize()}); a 3D SPECT volume is needed")
-    unit = unit_of(image)
-    if unit not in (None, ACTIVITY_UNIT):
-        raise ValueError(f"{name}: unit is {unit}, expected {ACTIVITY_UNIT}")
-    values = sitk.GetArrayFromImage(image).astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"{name}: contains negative activity ({values.min():g} Bq/mL)")
-    if not values.any():
-        raise ValueError(f"{name}: is zero everywhere")
-    return values

@@ -8,13 +8,12 @@
 - :mod:`.images`: the SimpleITK entry point for all three methods and the per-segment dose-rate table.
 """
 
+from ..core.units import DOSE_RATE_UNIT
 from .images import (
-    DOSE_RATE_UNIT,
     METHODS,
     DoseRateMap,
     compute_dose_rate,
     ct_on_activity_grid,
-    label_names,
     segment_table,
     write_table_csv,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "ct_on_activity_grid",
     "generate_kernel",
     "kernel_image",
-    "label_names",
     "led_dose_rate",
     "medium_from_hu",
     "segment_table",

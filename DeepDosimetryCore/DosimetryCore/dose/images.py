@@ -7,8 +7,6 @@ Gy/h on that grid (unit and provenance in the metadata), never changing the inpu
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +16,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..core.metadata import LABEL_NAMES_KEY
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
+from ..core.units import DOSE_RATE_UNIT
+from ..core.validation import check_finite_nonnegative
 from ..core.volume import (
     array_from_image,
     image_from_array,
@@ -32,6 +31,8 @@ from ..core.volume import (
     voxel_volume_ml,
 )
 from ..evaluation.metrics import segment_statistics
+from ..io.labels import label_names
+from ..io.tables import write_csv
 from ..physics.ct import body_mask, check_ct_hu
 from ..physics.tissue import density_g_per_cm3_from_hu
 from .kernels import VoxelKernel, voxel_kernel
@@ -39,7 +40,6 @@ from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED,
 from .vdk import DENSITY_SCALINGS, led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
 
 METHODS = ("vdk", "led", "mc")
-DOSE_RATE_UNIT = "Gy/h"
 DEFAULT_DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
 AIR_HU = -1000.0
 """CT number given to activity-grid voxels outside the CT's field of view that hold (almost) no activity."""
@@ -79,10 +79,7 @@ def _checked_inputs(activity: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, n
         if unit is not None and unit.lower() != expected.lower():
             raise ValueError(f"{name}: expected values in {expected}, the image says {unit!r}")
     activity_array = array_from_image(activity).astype(np.float32)
-    if not np.isfinite(activity_array).all():
-        raise ValueError("activity: contains NaN or infinite values")
-    if (activity_array < 0).any():
-        raise ValueError("activity: contains negative values")
+    check_finite_nonnegative(activity_array, "activity")
     hu = array_from_image(ct).astype(np.float32)
     check_ct_hu(hu, "ct")
     return activity_array, hu
@@ -225,23 +222,6 @@ def _image(values: torch.Tensor, reference: sitk.Image, unit: str, quantity: str
     return set_unit(image, unit, quantity)
 
 
-def label_names(labelmap: sitk.Image) -> dict[int, str]:
-    """Segment names of a labelmap: from ``deepdosimetry.label_names`` (JSON), else Slicer's
-    ``SegmentN_Name``/``SegmentN_LabelValue`` (.seg.nrrd), else ``"label N"`` for every label N > 0 present."""
-    keys = set(labelmap.GetMetaDataKeys())
-    if LABEL_NAMES_KEY in keys:
-        return {int(label): str(name) for label, name in json.loads(labelmap.GetMetaData(LABEL_NAMES_KEY)).items()}
-    names = {}
-    index = 0
-    while f"Segment{index}_Name" in keys and f"Segment{index}_LabelValue" in keys:
-        names[int(labelmap.GetMetaData(f"Segment{index}_LabelValue"))] = labelmap.GetMetaData(f"Segment{index}_Name")
-        index += 1
-    if names:
-        return names
-    labels = np.unique(array_from_image(labelmap))
-    return {int(label): f"label {int(label)}" for label in labels if label > 0}
-
-
 def segment_table(
     dose_rate: sitk.Image,
     labelmap: sitk.Image,
@@ -279,13 +259,5 @@ def segment_table(
 
 def write_table_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, unit: str = DOSE_RATE_UNIT) -> Path:
     """Write :func:`segment_table` rows as CSV; value columns are headed ``<name> [unit]``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plain = {"segment", "label", "voxels", "volume_ml"}
-    fields = list(rows[0]) if rows else []
-    header = [name if name in plain else f"{name} [{unit}]" for name in fields]
-    with path.open("w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(header)
-        writer.writerows([[row[name] for name in fields] for row in rows])
-    return path
+    return write_csv([{k if k in plain else f"{k} [{unit}]": v for k, v in row.items()} for row in rows], path)

@@ -56,6 +56,7 @@ import torch
 from ..core.constants import ELECTRON_REST_ENERGY_MEV, G_PER_KG, J_PER_MEV, MM_PER_CM, SECONDS_PER_HOUR
 from ..core.device import resolve_device
 from ..core.progress import ProgressCallback, no_progress
+from ..core.validation import check_finite_nonnegative
 from ..physics.nuclides import Nuclide, load_nuclide
 from ..physics.tissue import HU_MATERIALS, density_g_per_cm3_from_hu, mass_attenuation_cm2_per_g, material_index_from_hu
 from .convolution import fft_convolve
@@ -626,10 +627,7 @@ def _checked_activity(activity, shape: tuple[int, int, int], device: torch.devic
     tensor = tensor.to(device=device, dtype=torch.float64)
     if tuple(tensor.shape) != tuple(shape):
         raise ValueError(f"activity: shape {tuple(tensor.shape)} differs from the medium's {tuple(shape)}")
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError("activity: contains NaN or infinite values")
-    if bool((tensor < 0).any()):
-        raise ValueError("activity: contains negative values")
+    check_finite_nonnegative(tensor, "activity")
     return tensor
 
 

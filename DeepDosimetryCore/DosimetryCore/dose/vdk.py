@@ -30,6 +30,7 @@ import torch
 
 from ..core.constants import BQ_PER_MBQ, G_PER_KG, J_PER_MEV, MGY_PER_GY, MM_PER_CM, SECONDS_PER_HOUR
 from ..core.device import resolve_device
+from ..core.validation import check_finite, check_finite_nonnegative
 from ..physics.nuclides import load_nuclide
 from .convolution import fft_convolve_many
 from .kernels import KERNEL_DENSITY_G_PER_CM3, VoxelKernel
@@ -45,8 +46,7 @@ def _tensor(values: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
     tensor = tensor.to(device=device, dtype=torch.float32)
     if tensor.ndim != 3:
         raise ValueError(f"{name}: expected a 3D array (z, y, x), got shape {tuple(tensor.shape)}")
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name}: contains NaN or infinite values")
+    check_finite(tensor, name)
     return tensor
 
 
@@ -55,8 +55,7 @@ def _checked_inputs(activity: ArrayLike, density: ArrayLike, device) -> tuple[to
     activity_t, density_t = _tensor(activity, "activity", device), _tensor(density, "density", device)
     if activity_t.shape != density_t.shape:
         raise ValueError(f"activity, density: shapes differ: {tuple(activity_t.shape)} vs {tuple(density_t.shape)}")
-    if bool((activity_t < 0).any()):
-        raise ValueError("activity: contains negative values")
+    check_finite_nonnegative(activity_t, "activity")
     if bool((density_t <= 0).any()):
         raise ValueError("density: must be > 0 everywhere")
     return activity_t, density_t

@@ -15,7 +15,6 @@ are in the truth's unit (Bq/mL for activity concentration, the default when none
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -25,12 +24,12 @@ from typing import Any, Literal
 import numpy as np
 import SimpleITK as sitk
 
-from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX, LABEL_NAMES_KEY
-from DosimetryCore.core.volume import ACTIVITY_UNIT, require_image, require_same_geometry, unit_of
-from DosimetryCore.evaluation import metrics
-
-METRIC_UNITS = {"SSIM": "1", "NRMSE": "1", "VAA": "1", "AD": "%"}
-"""Unit of each metric column ("1": dimensionless ratio); every ``RC <segment>`` column is "1"."""
+from DosimetryCore.core.metadata import DESCRIPTIVE_KEYS, KEY_PREFIX
+from DosimetryCore.core.units import ACTIVITY_UNIT
+from DosimetryCore.core.volume import require_image, require_same_geometry, unit_of
+from DosimetryCore.evaluation.table import column_units, image_metrics
+from DosimetryCore.io.labels import segment_names
+from DosimetryCore.io.tables import write_csv
 
 TRUTH_NAME = "truth"
 """Name of the ground-truth volume in the scene and figure; no method may use it."""
@@ -59,41 +58,6 @@ def _check_estimates(truth: sitk.Image, estimates: Mapping[str, sitk.Image]) -> 
             raise ValueError(f"method {name!r}: unit is {unit_of(image)}, the truth's is {unit_of(truth)}")
 
 
-def segment_names(labelmap: sitk.Image, names: Mapping[int, str] | None = None) -> dict[int, str]:
-    """The named labels present in ``labelmap`` (label -> segment name), in label order.
-
-    Without ``names`` every nonzero label is named ``"label N"``; named labels that do not occur
-    in the labelmap are left out. Raises ValueError for a non-integer or empty labelmap.
-    """
-    require_image(labelmap, "labelmap")
-    values = sitk.GetArrayViewFromImage(labelmap)
-    if not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"labelmap: expected integer labels, got {values.dtype}")
-    present = [int(label) for label in np.unique(values) if label != 0]
-    if not present:
-        raise ValueError("labelmap: has no nonzero labels")
-    if names is None:
-        return {label: f"label {label}" for label in present}
-    kept = {label: str(names[label]) for label in present if label in names}
-    if not kept:
-        raise ValueError(f"names: none of the labels {sorted(names)} occurs in the labelmap (it has {present})")
-    if len(set(kept.values())) != len(kept):
-        raise ValueError(f"names: segment names must be unique, got {sorted(kept.values())}")
-    return kept
-
-
-def label_names_of(labelmap: sitk.Image) -> dict[int, str]:
-    """Segment names of a labelmap from its :data:`LABEL_NAMES_KEY` metadata (JSON), else ``"label N"``."""
-    if not labelmap.HasMetaDataKey(LABEL_NAMES_KEY):
-        return segment_names(labelmap)
-    try:
-        table = json.loads(labelmap.GetMetaData(LABEL_NAMES_KEY))
-        names = {int(label): str(name) for label, name in table.items()}
-    except (ValueError, AttributeError) as error:
-        raise ValueError(f"labelmap: {LABEL_NAMES_KEY} is not a JSON label -> name table ({error})") from error
-    return segment_names(labelmap, names)
-
-
 def method_metrics(
     truth: sitk.Image,
     estimates: Mapping[str, sitk.Image],
@@ -102,19 +66,17 @@ def method_metrics(
 ) -> list[dict[str, Any]]:
     """One row of metrics per method, in the order of ``estimates``.
 
-    Columns: ``method``, ``SSIM``, ``NRMSE``, ``VAA`` (ratios, inside truth > 0), ``AD`` (%, whole
-    image) and, with a ``labelmap`` on the truth's grid, ``RC <segment>`` (ratio) per named
-    segment (see :func:`segment_names`). Units: :data:`METRIC_UNITS`.
+    Columns: ``method`` and the metric table of :mod:`DosimetryCore.evaluation.table` (``ssim``,
+    ``nrmse_percent``, ``vaa_percent``, ``ad_percent`` and, with a ``labelmap`` on the truth's
+    grid, ``RC <segment>`` per named segment, see :func:`segment_names`).
 
     Raises ValueError naming the method for a grid or unit that differs from the truth's, and for
     a truth without voxels > 0 or a segment whose truth mean is 0.
     """
     _check_estimates(truth, estimates)
     ref = sitk.GetArrayFromImage(truth).astype(np.float64)
-    inside = ref > 0
-    if not inside.any():
+    if not (ref > 0).any():
         raise ValueError("truth: has no voxel > 0; the metrics are computed where the truth is present")
-    data_range = float(ref.max() - ref.min())
     segments: dict[str, np.ndarray] = {}
     if labelmap is not None:
         require_same_geometry(labelmap, truth, "labelmap", TRUTH_NAME)
@@ -124,24 +86,15 @@ def method_metrics(
     for name, image in estimates.items():
         est = sitk.GetArrayFromImage(image).astype(np.float64)
         try:
-            row: dict[str, Any] = {
-                "method": name,
-                "SSIM": metrics.ssim(est, ref, data_range=data_range, mask=inside),
-                "NRMSE": metrics.nrmse(est, ref, inside, normalization="range"),
-                "VAA": metrics.vaa(est, ref, inside, alpha=metrics.VAA_ALPHA),
-                "AD": metrics.activity_deviation_percent(est, ref),
-            }
-            for segment, mask in segments.items():
-                row[f"RC {segment}"] = metrics.recovery_coefficient(est, ref, mask)
+            rows.append({"method": name, **image_metrics(est, ref, segments)})
         except ValueError as error:
             raise ValueError(f"method {name!r}: {error}") from error
-        rows.append(row)
     return rows
 
 
 def metric_units(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Column -> unit for the metric columns of :func:`method_metrics` rows."""
-    return {column: METRIC_UNITS.get(column, "1") for column in rows[0] if column != "method"}
+    return column_units(rows[0])
 
 
 def report_figure(
@@ -243,16 +196,6 @@ def _image_provenance(image: sitk.Image) -> dict[str, Any]:
     return records
 
 
-def _write_csv(rows: Sequence[Mapping[str, Any]], units: Mapping[str, str], path: Path) -> Path:
-    """Rows as CSV: a header, then a ``unit`` row ("1" = dimensionless ratio), then one row per method."""
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerow({"method": "unit", **units})
-        writer.writerows(rows)
-    return path
-
-
 def write_report(
     out_dir: str | os.PathLike,
     truth: sitk.Image,
@@ -306,7 +249,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": _write_csv(rows, units, out / "metrics.csv"),
+        "csv": write_csv(rows, out / "metrics.csv", units),
         "png": report_figure(truth, estimates, out / "report.png"),
         "mrb": mrml.save_scene_bundle(scene, out / "report.mrb"),
         "json": out / "report.json",

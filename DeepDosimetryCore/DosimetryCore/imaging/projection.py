@@ -73,6 +73,7 @@ import numpy as np
 import torch
 
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.validation import check_finite_nonnegative, check_spacing
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM of a Gaussian in units of its standard deviation (2.3548)."""
@@ -188,7 +189,7 @@ def counts_per_bq_per_ml(spacing_mm: Sequence[float], sensitivity_cps_per_mbq: f
 
     ``voxel volume [mL] * 1e-6 [MBq/Bq] * sensitivity [counts/s per MBq] * time [s]``.
     """
-    spacing = _check_spacing(spacing_mm)
+    spacing = check_spacing(spacing_mm)
     if not sensitivity_cps_per_mbq > 0:
         raise ValueError(f"sensitivity_cps_per_mbq: expected a positive value, got {sensitivity_cps_per_mbq}")
     if not time_s > 0:
@@ -218,21 +219,6 @@ def _as_tensor(
     if tensor.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(tensor.shape)}")
     return tensor
-
-
-def require_nonnegative_finite(tensor: torch.Tensor, name: str) -> None:
-    """Raise a ValueError naming ``tensor`` when it holds NaN, infinite or negative values."""
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if bool((tensor < 0).any()):
-        raise ValueError(f"{name}: contains negative values (min {float(tensor.min()):g})")
-
-
-def _check_spacing(spacing_mm: Sequence[float]) -> tuple[float, float, float]:
-    spacing = tuple(float(s) for s in spacing_mm)
-    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"spacing_mm: expected 3 positive values (sz, sy, sx) in mm, got {tuple(spacing_mm)}")
-    return spacing
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -294,7 +280,7 @@ class SpectProjector:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
         self.shape = _check_shape(shape)
-        self.spacing_mm = _check_spacing(spacing_mm)
+        self.spacing_mm = check_spacing(spacing_mm)
         self.device = resolve_device(device)
         self.dtype = dtype
         self.angles_deg = torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1).clone()
@@ -397,7 +383,7 @@ class SpectProjector:
 
     def _mu(self, mu_per_cm: torch.Tensor | np.ndarray) -> torch.Tensor:
         mu = self.as_volume(mu_per_cm, "mu_per_cm")
-        require_nonnegative_finite(mu, "mu_per_cm")
+        check_finite_nonnegative(mu, "mu_per_cm")
         return mu / 10.0
 
     def _columns(self, volume: torch.Tensor) -> torch.Tensor:
@@ -605,7 +591,7 @@ def simulate_planar(
     ``noise`` they are replaced by Poisson samples drawn with ``seed``.
     """
     activity = _as_tensor(activity_bq_per_ml, "activity_bq_per_ml", 3, resolve_device(device), torch.float32)
-    require_nonnegative_finite(activity, "activity_bq_per_ml")
+    check_finite_nonnegative(activity, "activity_bq_per_ml")
     if not acquisition_time_s > 0:
         raise ValueError(f"acquisition_time_s: expected a positive time in s, got {acquisition_time_s}")
     scale = counts_per_bq_per_ml(spacing_mm, sensitivity_cps_per_mbq, acquisition_time_s)

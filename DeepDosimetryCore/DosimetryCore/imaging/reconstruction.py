@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.imaging.projection import (
     SpectProjector,
     counts_per_bq_per_ml,
     poisson_counts,
-    require_nonnegative_finite,
 )
 
 
@@ -49,7 +49,7 @@ def simulate_spect_projections(
         counts, shape ``projector.projection_shape`` ``(views, z, u)``, on the projector's device.
     """
     activity = projector.as_volume(activity_bq_per_ml, "activity_bq_per_ml")
-    require_nonnegative_finite(activity, "activity_bq_per_ml")
+    check_finite_nonnegative(activity, "activity_bq_per_ml")
     expected = projector.forward(activity).mul_(_scale(projector, sensitivity_cps_per_mbq, time_per_view_s))
     return poisson_counts(expected, seed) if noise else expected
 
@@ -130,7 +130,7 @@ def _update(
 
 def _counts(values: torch.Tensor | np.ndarray, projector: SpectProjector, name: str) -> torch.Tensor:
     counts = projector.as_projections(values, name)
-    require_nonnegative_finite(counts, name)
+    check_finite_nonnegative(counts, name)
     return counts
 
 

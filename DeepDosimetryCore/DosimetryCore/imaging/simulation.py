@@ -26,6 +26,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.metadata import ANGLES_KEY, FRAME_DURATION_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.core.volume import image_from_array, require_image, require_same_geometry, set_unit
 from DosimetryCore.imaging.projection import (
     LU177_PHOTOPEAK_KEV,
@@ -95,10 +96,7 @@ def _projector_grid(image: sitk.Image, name: str) -> tuple[tuple[int, int, int],
 
 def _activity_tensor(activity: sitk.Image, device: torch.device) -> torch.Tensor:
     values = torch.from_numpy(sitk.GetArrayFromImage(activity).astype(np.float32)).to(device)
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError("activity: contains NaN or infinite values")
-    if bool((values < 0).any()):
-        raise ValueError("activity: contains negative activity concentrations")
+    check_finite_nonnegative(values, "activity", "activity concentrations", "Bq/mL")
     return values
 
 

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
+from DosimetryCore.core.validation import check_seed
 
 LATEST_CHECKPOINT = "latest.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -227,8 +228,7 @@ def train(
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"train: epochs ({epochs}) and batch_size ({batch_size}) must be >= 1 and lr ({lr}) > 0")
-    if seed < 0:
-        raise ValueError(f"seed: must be >= 0, got {seed}")
+    check_seed(seed)
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule: unknown {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
     if early_stop_patience is not None and early_stop_patience < 1:

@@ -1,0 +1,35 @@
+"""The one CSV writer of DeepDosimetry tables.
+
+Units travel in the column names (``volume_ml``, ``mean_before_Bq_per_mL``, ``nrmse_percent``) or,
+for tables whose columns share a unit given separately, in a ``unit`` row under the header.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_csv(
+    rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, units: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``rows`` (dicts with the same keys, in column order) as CSV; returns the path.
+
+    With ``units`` (column -> unit), a second row names each column's unit; its first cell is
+    ``unit``. The folder is created when missing. Raises ValueError for no rows.
+    """
+    if not rows:
+        raise ValueError(f"{path}: no rows to write")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(rows[0])
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=fields)
+        writer.writeheader()
+        if units is not None:
+            writer.writerow({fields[0]: "unit", **{k: v for k, v in units.items() if k != fields[0]}})
+        writer.writerows(rows)
+    return path
