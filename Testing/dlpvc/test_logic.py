@@ -116,7 +116,8 @@ def _set_voxels(spect, change) -> None:
     ("arrange", "message"),
     [
         (lambda scene, spect, seg: _set_voxels(spect, lambda a: a.__setitem__((0, 0, 0), np.nan)), "NaN"),
-        (lambda scene, spect, seg: _set_voxels(spect, lambda a: a.__setitem__((0, 0, 0), -5.0)), "negative"),
+        (lambda scene, spect, seg: _set_voxels(spect, lambda a: a.__setitem__((0, 0, 0), -0.05 * a.max())),
+         "negative"),  # IY-PVC accepts negatives down to -1 % of the maximum only
         (lambda scene, spect, seg: _set_voxels(spect, lambda a: a.__imul__(0.0)), "zero everywhere"),
         (lambda scene, spect, seg: spect.SetAttribute(mrml.UNIT_ATTRIBUTE, "counts"), "expected Bq/mL"),
     ],

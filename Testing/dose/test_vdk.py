@@ -258,3 +258,11 @@ def test_segment_table_refuses_other_geometry():
     labels.SetOrigin((0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="geometry"):
         segment_table(dose, labels)
+
+
+def test_an_untagged_activity_is_used_as_bq_per_ml_and_says_so():
+    activity, ct, _ = images()
+    untagged = sitk.GetImageFromArray(sitk.GetArrayFromImage(activity))
+    untagged.CopyInformation(activity)
+    result = compute_dose_rate(untagged, ct, "led", device=CPU)
+    assert any("states no unit" in warning for warning in result.provenance["warnings"])

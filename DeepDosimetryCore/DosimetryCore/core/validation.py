@@ -114,3 +114,32 @@ def check_range(value: object, name: str, upper: float = np.inf) -> tuple[float,
     if not (0 < low <= high <= upper):
         raise ValueError(f"{name}: expected (low, high) with 0 < low <= high <= {upper}, got {value!r}")
     return low, high
+
+
+PLAUSIBLE_TOTAL_ACTIVITY_MBQ = (1.0, 50_000.0)
+"""Total activity (MBq) in a field of view that a 177Lu patient image plausibly holds: therapies give 3.7 to
+7.4 GBq and imaging at days still shows tens of MBq; outside this range a unit mistake is likely."""
+
+
+def activity_notes(image: sitk.Image, name: str) -> list[str]:
+    """Warnings on an activity image that is accepted but doubtful, for the output's provenance and the console:
+    no unit tag (the values are taken as Bq/mL), or a total activity outside :data:`PLAUSIBLE_TOTAL_ACTIVITY_MBQ`
+    (for example MBq/mL read as Bq/mL gives a millionth of the real total)."""
+    notes = []
+    if unit_of(image) is None:
+        notes.append(f"{name}: the image states no unit; its values were taken as {ACTIVITY_UNIT}")
+    values = sitk.GetArrayViewFromImage(image)
+    voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
+    total_MBq = float(np.sum(values, dtype=np.float64)) * voxel_ml / 1.0e6
+    low, high = PLAUSIBLE_TOTAL_ACTIVITY_MBQ
+    if total_MBq < low:
+        notes.append(
+            f"{name}: total activity {total_MBq:.3g} MBq in the field of view is below {low:g} MBq; is the image in "
+            f"{ACTIVITY_UNIT} (not MBq/mL, kBq/mL or counts)?"
+        )
+    elif total_MBq > high:
+        notes.append(
+            f"{name}: total activity {total_MBq:.3g} MBq in the field of view is above {high / 1000:g} GBq; is the "
+            f"image in {ACTIVITY_UNIT} (not mBq/mL or counts)?"
+        )
+    return notes

@@ -19,7 +19,7 @@ import torch
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
 from ..core.units import DOSE_RATE_UNIT
-from ..core.validation import check_finite_nonnegative
+from ..core.validation import activity_notes, check_finite_nonnegative
 from ..core.volume import (
     array_from_image,
     image_from_array,
@@ -191,6 +191,9 @@ def compute_dose_rate(
     body = body_mask(hu)
     dose = dose * torch.as_tensor(body, device=dose.device)
     provenance = {**provenance, **_body_record(activity_array, body)}
+    notes = activity_notes(activity, "activity")
+    if notes:
+        provenance["warnings"] = [*notes, *provenance.get("warnings", [])]
     image = _image(dose, activity, DOSE_RATE_UNIT, "absorbed dose rate")
     stamp(image, provenance)
     if progress:
