@@ -38,9 +38,13 @@ from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_tab
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
+from DosimetryCore.core import provenance
 from DosimetryCore.core.progress import terminal_progress
+from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.validation import activity_notes
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.labels import read_labelmap_on
+from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
 from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
@@ -57,11 +61,15 @@ def _check_paths(arguments: argparse.Namespace) -> None:
         raise ValueError(f"--output: {arguments.output} is not one of the volume formats {formats}")
     if arguments.table and Path(arguments.table).suffix.lower() != ".csv":
         raise ValueError(f"--table: {arguments.table} must be a .csv file")
+    check_outputs(
+        {"--input": arguments.input, "--seg": arguments.seg}, {"--output": arguments.output, "--table": arguments.table}
+    )
 
 
 def _run_pvc(arguments: argparse.Namespace) -> int:
     _check_paths(arguments)
     image = io.read_image(arguments.input)
+    notes = activity_notes(image, f"--input {arguments.input}")
     segments = read_labelmap_on(arguments.seg, image, "--seg") if arguments.seg else None
     progress = terminal_progress()
     if arguments.method == "iy":
@@ -72,6 +80,10 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
         for limitation in model.card.get("limitations", []):
             print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
+    if notes:
+        stamp(corrected, {**(provenance.read(corrected) or {}), "warnings": notes})
+        for note in notes:
+            print(f"WARNING: {note}", file=sys.stderr)
     path = io.write_image(corrected, arguments.output)
     print(
         f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_bq(image) / 1e6:.6g} MBq before, "
@@ -308,6 +320,8 @@ def _command_line(arguments: argparse.Namespace) -> str:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
+    if arguments.save_model:
+        models.check_model_name(arguments.save_model, "--save-model")
     if arguments.save_model and arguments.save_model in models.list_models(arguments.models_dir):
         if not arguments.overwrite:
             raise ValueError(f"save-model: model {arguments.save_model!r} exists; pass --overwrite to replace it")

@@ -109,6 +109,13 @@ def _card_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_model_name(name: str, option: str = "name") -> str:
+    """``name`` if it can name a model folder (letters, digits, ``-``, ``_``, ``.``; not starting with a dot)."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"{option}: {name!r} is not a valid model name (letters, digits, '-', '_', '.')")
+    return name
+
+
 def save_model(
     model: nn.Module,
     name: str,
@@ -125,8 +132,7 @@ def save_model(
         folder: the models root (default :func:`DosimetryCore.core.resources.models_dir`).
         overwrite: replace an existing model of that name (refused otherwise).
     """
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise ValueError(f"name: {name!r} is not a valid model name (letters, digits, '-', '_', '.')")
+    check_model_name(name)
     missing = [field for field in REQUIRED_CARD_FIELDS if field not in card_fields]
     if missing:
         raise ValueError(f"card_fields: missing {', '.join(missing)}")
@@ -207,7 +213,12 @@ def load_model(
             f"the file has {actual}; the weights were changed or damaged"
         )
     device = resolve_device(device)
-    state = torch.load(weights, map_location=device, weights_only=True)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as error:
+        raise ValueError(
+            f"model {name!r}: weights file {weights} is not a readable PyTorch state dict ({error})"
+        ) from error
     model = build(card["architecture"])
     try:
         model.load_state_dict(state)
