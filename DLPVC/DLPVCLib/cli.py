@@ -30,7 +30,7 @@ from DLPVCLib.correction import (
     correct_iy,
     load_dlpvc_model,
     segment_rows,
-    total_activity_bq,
+    total_activity_Bq,
 )
 from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, SPLITS, TOTAL_ACTIVITY_RANGE_MBQ, write_dataset
 from DLPVCLib.demo import CASES, DEMO_SEED, run_demo
@@ -38,6 +38,7 @@ from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_tab
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.labels import read_labelmap_on
@@ -74,8 +75,8 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
     rows = segment_rows(image, corrected, *segments) if segments else []
     path = io.write_image(corrected, arguments.output)
     print(
-        f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_bq(image) / 1e6:.6g} MBq before, "
-        f"{total_activity_bq(corrected) / 1e6:.6g} MBq after"
+        f"{path}: {arguments.method.upper()}-PVC, total activity "
+        f"{total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq before, {total_activity_Bq(corrected) / BQ_PER_MBQ:.6g} MBq after"
     )
     for row in rows:
         print(
@@ -122,7 +123,7 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
         arguments.size,
         arguments.spacing_mm,
         acquisition,
-        total_activity_range_mbq=tuple(arguments.total_activity_mbq),
+        total_activity_range_MBq=tuple(arguments.total_activity_MBq),
         split_fractions=tuple(arguments.split_fractions),
         workers=arguments.workers,
         device=arguments.device,
@@ -154,7 +155,8 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
     command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
     command.add_argument(
-        "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
+        "--total-activity-mbq", dest="total_activity_MBq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ,
+        metavar=("LOW", "HIGH"),
         help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
     )
     command.add_argument(

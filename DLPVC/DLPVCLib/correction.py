@@ -40,6 +40,7 @@ import torch
 from DLPVCLib.iterative_yang import iterative_yang
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core import provenance
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
@@ -143,7 +144,7 @@ class TrainedModel:
         return NetworkGrid.from_card(self.card)
 
 
-def total_activity_bq(image: sitk.Image) -> float:
+def total_activity_Bq(image: sitk.Image) -> float:
     """Total activity (Bq) of an activity-concentration image (Bq/mL): voxel sum times voxel volume."""
     return float(sitk.GetArrayViewFromImage(image).sum(dtype=np.float64)) * voxel_volume_ml(image)
 
@@ -219,16 +220,16 @@ def correct_dl(
     _check_grid_fits(grid, model.network)
     device = next(model.network.parameters()).device if device is None else resolve_device(device)
     source = sitk.Cast(image, sitk.sitkFloat32)
-    total_bq = float(values.sum()) * voxel_volume_ml(image)
+    total_Bq = float(values.sum()) * voxel_volume_ml(image)
     reference = grid.reference(_field_of_view_centre(image))
     _check_inside(values, reference, image, grid)
 
     report(0.0, "DL-PVC: resampling onto the network grid")
-    network_input = _with_total(resample_to(source, reference, "linear"), total_bq, "the network grid")
+    network_input = _with_total(resample_to(source, reference, "linear"), total_Bq, "the network grid")
     report(0.2, f"DL-PVC: running the network on {device}")
     corrected = _run_network(model.network.to(device), network_input, device)
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
-    output = _with_total(resample_to(corrected, source, "linear"), total_bq, "the SPECT grid")
+    output = _with_total(resample_to(corrected, source, "linear"), total_Bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
     provenance.stamp(output, _dl_provenance(model, grid, reference, device))
     report(1.0, "DL-PVC done")
@@ -281,8 +282,8 @@ def segment_rows(
             "volume_ml": first["volume_ml"],
             "mean_before_Bq_per_mL": first["mean"],
             "mean_after_Bq_per_mL": second["mean"],
-            "activity_before_MBq": first["sum_times_volume"] / 1e6,
-            "activity_after_MBq": second["sum_times_volume"] / 1e6,
+            "activity_before_MBq": first["sum_times_volume"] / BQ_PER_MBQ,
+            "activity_after_MBq": second["sum_times_volume"] / BQ_PER_MBQ,
         }
         for first, second in zip(*statistics, strict=True)
     ]
@@ -323,15 +324,15 @@ def _check_inside(values: np.ndarray, reference: sitk.Image, image: sitk.Image, 
         )
 
 
-def _with_total(image: sitk.Image, total_bq: float, where: str) -> sitk.Image:
-    """``image`` (Bq/mL) scaled so that its total activity is ``total_bq``; float32."""
-    current = total_activity_bq(image)
+def _with_total(image: sitk.Image, total_Bq: float, where: str) -> sitk.Image:
+    """``image`` (Bq/mL) scaled so that its total activity is ``total_Bq``; float32."""
+    current = total_activity_Bq(image)
     if current <= 0:
         raise ValueError(
             f"image: no activity left after resampling onto {where}; its active structures are smaller than the "
             "voxel spacing"
         )
-    values = sitk.GetArrayFromImage(image).astype(np.float64) * (total_bq / current)
+    values = sitk.GetArrayFromImage(image).astype(np.float64) * (total_Bq / current)
     return image_from_array(values.astype(np.float32), image, unit=ACTIVITY_UNIT)
 
 

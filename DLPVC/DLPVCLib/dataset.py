@@ -188,7 +188,7 @@ def simulate_pvc_case(
     size: int = 128,
     spacing_mm: float = 4.8,
     acquisition: simulation.Acquisition = DEFAULT_ACQUISITION,
-    total_activity_range_mbq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
+    total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     *,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
@@ -206,7 +206,7 @@ def simulate_pvc_case(
     - target active volume U(1 %, 10 %) of the body (:data:`ACTIVE_FRACTION`): 0.4-5 L of this
       40-50 L torso, from kidneys and spleen alone (about 0.5 L) to liver, kidneys, spleen,
       bladder and a large tumour burden;
-    - total activity in the field of view log-uniform in ``total_activity_range_mbq`` (default
+    - total activity in the field of view log-uniform in ``total_activity_range_MBq`` (default
       300-3000 MBq, :data:`TOTAL_ACTIVITY_RANGE_MBQ`).
 
     Seed 003 scaled its distributions to the active volumes and total activities of 717
@@ -228,18 +228,18 @@ def simulate_pvc_case(
     """
     report = progress or no_progress
     seed = check_seed(seed)
-    total_range = check_range(total_activity_range_mbq, "total_activity_range_mbq")
+    total_range = check_range(total_activity_range_MBq, "total_activity_range_MBq")
     device = resolve_device(device)
     seeds = case_sub_seeds(seed)
     report(0.0, "Body phantom")
     body = phantoms.make_torso(size, spacing_mm, seed=seeds["anatomy"])
     low, high = np.log(total_range)
-    total_mbq = float(np.exp(np.random.default_rng(seeds["total_activity"]).uniform(low, high)))
+    total_MBq = float(np.exp(np.random.default_rng(seeds["total_activity"]).uniform(low, high)))
     report(0.05, "Random activity distribution")
     truth = phantoms.random_activity(
         body,
         seeds["activity"],
-        total_activity_mbq=total_mbq,
+        total_activity_MBq=total_MBq,
         active_fraction=ACTIVE_FRACTION,
         shape_diameter_mm=SHAPE_DIAMETER_MM,
     )
@@ -256,8 +256,8 @@ def simulate_pvc_case(
         "size": int(size),
         "spacing_mm": float(spacing_mm),
         "acquisition": asdict(acquisition),
-        "total_activity_range_mbq": list(total_range),
-        "total_activity_mbq": total_mbq,
+        "total_activity_range_MBq": list(total_range),
+        "total_activity_MBq": total_MBq,
         "active_fraction": activity_record["active_fraction"],
         "n_shapes": activity_record["n_shapes"],
         "n_regions": int(sitk.GetArrayViewFromImage(masks).max()),
@@ -284,7 +284,7 @@ def build_manifest(
     size: int,
     spacing_mm: float,
     acquisition: simulation.Acquisition,
-    total_activity_range_mbq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
+    total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
 ) -> dict[str, Any]:
     """The manifest of a dataset: parameters, and each case's id, seed and split (no timings, so hashable)."""
@@ -304,7 +304,7 @@ def build_manifest(
         "size": int(size),
         "spacing_mm": float(spacing_mm),
         "acquisition": asdict(acquisition),
-        "total_activity_range_mbq": list(check_range(total_activity_range_mbq, "total_activity_range_mbq")),
+        "total_activity_range_MBq": list(check_range(total_activity_range_MBq, "total_activity_range_MBq")),
         "active_fraction": list(ACTIVE_FRACTION),
         "shape_diameter_mm": list(SHAPE_DIAMETER_MM),
         "split_fractions": list(fractions),
@@ -317,7 +317,7 @@ def build_manifest(
 
 def simulate_command(manifest: dict[str, Any]) -> str:
     """The ``simulate-pvc`` command line that writes the dataset of ``manifest``."""
-    low, high = manifest["total_activity_range_mbq"]
+    low, high = manifest["total_activity_range_MBq"]
     command = (
         f"deepdosimetry simulate-pvc --n {manifest['n']} --seed {manifest['dataset_seed']} --size {manifest['size']} "
         f"--spacing-mm {manifest['spacing_mm']:g} --views {manifest['acquisition']['views']} "
@@ -455,7 +455,7 @@ def write_dataset(
     spacing_mm: float = 4.8,
     acquisition: simulation.Acquisition = DEFAULT_ACQUISITION,
     *,
-    total_activity_range_mbq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
+    total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
     workers: int = 1,
     device: str | torch.device | None = None,
@@ -474,7 +474,7 @@ def write_dataset(
     Args:
         out_dir: dataset folder (created).
         n: number of cases; seed: dataset seed (case seeds from :func:`case_seeds`).
-        size, spacing_mm, acquisition, total_activity_range_mbq: as in :func:`simulate_pvc_case`.
+        size, spacing_mm, acquisition, total_activity_range_MBq: as in :func:`simulate_pvc_case`.
         split_fractions: train/val/test shares for :func:`split_of`.
         workers: processes simulating cases in parallel (spawned, so a calling script needs the
             ``if __name__ == "__main__":`` guard; each gets cpu_count / workers torch threads).
@@ -492,7 +492,7 @@ def write_dataset(
         raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
     device_name = str(resolve_device(device))
     out_dir = Path(out_dir)
-    manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_mbq, split_fractions)
+    manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions)
     phantoms.make_torso(size, spacing_mm, seed=0, n_lesions=0)  # refuse a field of view too small before writing
     _prepare_folder(out_dir, manifest)
     for stale in out_dir.glob(".case_*.partial"):  # left by an interrupted run
@@ -503,7 +503,7 @@ def write_dataset(
         "size": int(size),
         "spacing_mm": float(spacing_mm),
         "acquisition": acquisition,
-        "total_activity_range_mbq": tuple(manifest["total_activity_range_mbq"]),
+        "total_activity_range_MBq": tuple(manifest["total_activity_range_MBq"]),
     }
     report(0.0, f"{len(todo)} case(s) to simulate, {len(skipped)} complete")
     if workers == 1 or len(todo) <= 1:

@@ -91,7 +91,7 @@ def case_metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def system_fwhm_mm(acquisition: Acquisition) -> float:
     """FWHM (mm) of the collimator-detector response at the radius of rotation (a source on the axis)."""
-    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
+    response = collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm)
     return float(response.fwhm_mm(acquisition.radius_mm))
 
 

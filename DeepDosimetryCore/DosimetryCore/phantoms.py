@@ -36,6 +36,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import __version__
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.metadata import LABEL_NAMES_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.provenance import stamp
@@ -596,10 +597,10 @@ def _relative_uptake(
     return np.where(lesion_index > 0, lesion_table[lesion_index], table[labels])
 
 
-def _scale_to_total(relative: np.ndarray, total_activity_mbq: float, voxel_ml: float) -> np.ndarray:
-    """Scale non-negative ``relative`` values to Bq/mL (float32) so the image holds ``total_activity_mbq``."""
-    total_bq = total_activity_mbq * 1e6
-    return (relative * (total_bq / (float(relative.sum(dtype=np.float64)) * voxel_ml))).astype(np.float32)
+def _scale_to_total(relative: np.ndarray, total_activity_MBq: float, voxel_ml: float) -> np.ndarray:
+    """Scale non-negative ``relative`` values to Bq/mL (float32) so the image holds ``total_activity_MBq``."""
+    total_Bq = total_activity_MBq * BQ_PER_MBQ
+    return (relative * (total_Bq / (float(relative.sum(dtype=np.float64)) * voxel_ml))).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -648,7 +649,7 @@ def make_torso(
     salivary_glands: bool = False,
     n_lesions: int = 4,
     lesion_diameter_mm: tuple[float, float] = (10.0, 50.0),
-    total_activity_mbq: float = 3000.0,
+    total_activity_MBq: float = 3000.0,
     heterogeneity: float = 0.15,
     deformation_mm: float = 8.0,
     progress: ProgressCallback | None = None,
@@ -663,7 +664,7 @@ def make_torso(
     liver, bone and lymph nodes with the tracer's :data:`LESION_SITES` odds. ``heterogeneity`` is
     the std of the log of a smooth (25 mm) multiplicative pattern on every uptake;
     ``deformation_mm`` the std of a smooth (120 mm) random displacement of the anatomy. The
-    activity image sums to ``total_activity_mbq`` (activity in the field of view at the imaging
+    activity image sums to ``total_activity_MBq`` (activity in the field of view at the imaging
     time, MBq). Organ sizes and positions vary with ``seed``; the same seed gives identical images.
 
     Returns a :class:`Phantom` whose images have shape (z, y, x) = ``size[::-1]``, the given
@@ -677,7 +678,7 @@ def make_torso(
     if isinstance(n_lesions, bool) or not isinstance(n_lesions, int | np.integer) or not 0 <= n_lesions <= _MAX_LESIONS:
         raise ValueError(f"n_lesions: expected an integer in [0, {_MAX_LESIONS}], got {n_lesions!r}")
     diameters = check_range(lesion_diameter_mm, "lesion_diameter_mm")
-    total = check_positive(total_activity_mbq, "total_activity_mbq")
+    total = check_positive(total_activity_MBq, "total_activity_MBq")
     heterogeneity = check_positive(heterogeneity, "heterogeneity", allow_zero=True)
     deformation_mm = check_positive(deformation_mm, "deformation_mm", allow_zero=True)
     s_centre = _torso_window(size3, spacing3, bool(salivary_glands))
@@ -708,7 +709,7 @@ def make_torso(
         "salivary_glands": bool(salivary_glands),
         "n_lesions": int(n_lesions),
         "lesion_diameter_mm": diameters,
-        "total_activity_mbq": total,
+        "total_activity_MBq": total,
         "heterogeneity": heterogeneity,
         "deformation_mm": deformation_mm,
     }
@@ -731,7 +732,7 @@ def random_activity(
     body: sitk.Image | Phantom,
     seed: int,
     *,
-    total_activity_mbq: float = 3000.0,
+    total_activity_MBq: float = 3000.0,
     active_fraction: tuple[float, float] = (0.02, 0.2),
     shape_diameter_mm: tuple[float, float] = (10.0, 240.0),
     level_range: tuple[float, float] = (1.0, 10.0),
@@ -749,7 +750,7 @@ def random_activity(
     Each shape has a level log-uniform in ``level_range`` (overlaps keep the higher); the mask is
     multiplied by a smooth non-uniform pattern exp(``heterogeneity`` * g), g a unit-std Gaussian
     field with ``pattern_correlation_mm`` correlation, and scaled so the image holds
-    ``total_activity_mbq`` (MBq). Returns a float32 image in Bq/mL on the grid of the mask,
+    ``total_activity_MBq`` (MBq). Returns a float32 image in Bq/mL on the grid of the mask,
     zero outside the body, with provenance metadata.
     """
     report = progress or no_progress
@@ -758,7 +759,7 @@ def random_activity(
     if not inside.any():
         raise ValueError("body: the mask is empty (no non-zero voxel)")
     seed = check_seed(seed)
-    total = check_positive(total_activity_mbq, "total_activity_mbq")
+    total = check_positive(total_activity_MBq, "total_activity_MBq")
     fractions = check_range(active_fraction, "active_fraction", upper=1.0)
     diameters = check_range(shape_diameter_mm, "shape_diameter_mm")
     levels = check_range(level_range, "level_range")
@@ -796,7 +797,7 @@ def random_activity(
     pattern = np.exp(heterogeneity * _smooth_noise(rng, shape, spacing, correlation).astype(np.float64))
     activity = _scale_to_total(level * pattern, total, voxel_volume_ml(reference))
     parameters = {
-        "total_activity_mbq": total,
+        "total_activity_MBq": total,
         "active_fraction": fractions,
         "shape_diameter_mm": diameters,
         "level_range": levels,

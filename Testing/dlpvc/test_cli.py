@@ -85,7 +85,7 @@ def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     corrected, original = io.read_image(out / "dl.nrrd"), io.read_image(spect)
     assert corrected.GetSize() == original.GetSize()
     np.testing.assert_allclose(corrected.GetDirection(), original.GetDirection(), atol=1e-12)
-    assert correction.total_activity_bq(corrected) == pytest.approx(correction.total_activity_bq(original), rel=1e-6)
+    assert correction.total_activity_Bq(corrected) == pytest.approx(correction.total_activity_Bq(original), rel=1e-6)
     provenance = json.loads(corrected.GetMetaData(PROVENANCE_KEY))
     assert provenance["model_name"] == correction.DEFAULT_MODEL
     assert provenance["model_limitations"] == ["untrained test network"]

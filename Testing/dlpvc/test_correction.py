@@ -36,7 +36,7 @@ def test_iy_recovers_a_blurred_sphere_and_keeps_the_total_only_with_the_true_psf
     corrected = sitk.GetArrayFromImage(exact)
     assert before[sphere].mean() < 0.7 * 1000.0
     assert corrected[sphere].mean() == pytest.approx(1000.0, rel=0.02)
-    assert correction.total_activity_bq(exact) == pytest.approx(correction.total_activity_bq(image), rel=1e-3)
+    assert correction.total_activity_Bq(exact) == pytest.approx(correction.total_activity_Bq(image), rel=1e-3)
     assert reports[-1] == 1.0 and len(reports) == 11
     assert exact.GetMetaData(UNIT_KEY) == "Bq/mL"
     assert json.loads(exact.GetMetaData(PROVENANCE_KEY))["fwhm_mm"] == [12.0, 12.0, 12.0]
@@ -44,7 +44,7 @@ def test_iy_recovers_a_blurred_sphere_and_keeps_the_total_only_with_the_true_psf
     # Iterative Yang does not conserve activity: with an overestimated PSF it over-corrects and adds activity.
     wide = correction.correct_iy(image, labelmap, {1: "sphere"}, (16.0,) * 3)
     assert sitk.GetArrayFromImage(wide)[sphere].mean() > 1.2 * 1000.0
-    assert correction.total_activity_bq(wide) > 1.02 * correction.total_activity_bq(image)
+    assert correction.total_activity_Bq(wide) > 1.02 * correction.total_activity_Bq(image)
 
 
 def test_iy_refuses_a_labelmap_of_another_geometry_and_empty_names():
@@ -92,7 +92,7 @@ def test_dl_returns_the_input_geometry_and_exactly_its_total_activity(trained):
     assert output.GetSpacing() == image.GetSpacing()
     assert output.GetOrigin() == image.GetOrigin()
     assert output.GetDirection() == image.GetDirection()
-    assert correction.total_activity_bq(output) == pytest.approx(correction.total_activity_bq(image), rel=1e-6)
+    assert correction.total_activity_Bq(output) == pytest.approx(correction.total_activity_Bq(image), rel=1e-6)
     assert sitk.GetArrayViewFromImage(output).min() >= 0
     assert output.GetMetaData(UNIT_KEY) == "Bq/mL"
     provenance = json.loads(output.GetMetaData(PROVENANCE_KEY))

@@ -36,8 +36,8 @@ def fresh(shipped):
             {
                 "None": case_metrics(sitk.GetArrayFromImage(spect), truth),
                 "DL-PVC": case_metrics(sitk.GetArrayFromImage(corrected), truth),
-                "total_before": correction.total_activity_bq(spect),
-                "total_after": correction.total_activity_bq(corrected),
+                "total_before": correction.total_activity_Bq(spect),
+                "total_after": correction.total_activity_Bq(corrected),
             }
         )
     return rows

@@ -56,7 +56,7 @@ def _run_simulate_planar(arguments: argparse.Namespace) -> int:
     acquisition = replace(
         simulation.Acquisition(),
         collimator=arguments.collimator,
-        sensitivity_cps_per_mbq=arguments.sensitivity_cps_per_mbq,
+        sensitivity_cps_per_MBq=arguments.sensitivity_cps_per_MBq,
         planar_time_s=arguments.time_s,
         planar_distance_mm=arguments.distance_mm,
     )
@@ -93,7 +93,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     planar.add_argument("--collimator", choices=sorted(COLLIMATORS), default="SIEMENS-MELP")
     planar.add_argument("--counts-noise", action="store_true", help="Poisson counts instead of expected counts")
     planar.add_argument("--seed", type=int, default=0, help="seed of the Poisson noise")
-    planar.add_argument("--sensitivity-cps-per-mbq", type=float, default=simulation.Acquisition.sensitivity_cps_per_mbq)
+    planar.add_argument(
+        "--sensitivity-cps-per-mbq", dest="sensitivity_cps_per_MBq", type=float,
+        default=simulation.Acquisition.sensitivity_cps_per_MBq,
+    )
     planar.add_argument("--time-s", type=float, default=simulation.Acquisition.planar_time_s, help="acquisition time")
     planar.add_argument(
         "--distance-mm", type=float, default=simulation.Acquisition.planar_distance_mm,

@@ -39,7 +39,7 @@ Geometry and conventions
   is the sum of ``mu * step`` over the planes in front of it plus half of its own plane.
 - Values: the projector is linear and unit-free: a voxel of value ``a`` contributes ``a`` times its
   attenuation factor to the detector, spread by the collimator response (which has unit sum).
-  :func:`counts_per_bq_per_ml` gives the factor turning Bq/mL into expected counts.
+  :func:`counts_per_Bq_per_mL` gives the factor turning Bq/mL into expected counts.
 
 Implementation: the rotations are sparse matrices (bilinear weights) applied to the volume laid out as
 ``(y * x, z)``, so one sparse product rotates every z slice; the attenuation weights and the rotations
@@ -123,16 +123,16 @@ COLLIMATORS: dict[str, Collimator] = {
 """Collimator presets by name."""
 
 
-def lead_mu_per_mm(energy_kev: float) -> float:
-    """Linear attenuation coefficient of lead (1/mm) at ``energy_kev`` (100-500 keV).
+def lead_mu_per_mm(energy_keV: float) -> float:
+    """Linear attenuation coefficient of lead (1/mm) at ``energy_keV`` (100-500 keV).
 
     Log-log interpolation of the NIST XCOM mass attenuation coefficients (total, with coherent
     scattering) times the density of lead, 11.35 g/cm^3.
     """
     energies, values = zip(*_LEAD_MASS_ATTENUATION, strict=True)
-    if not energies[0] <= energy_kev <= energies[-1]:
-        raise ValueError(f"energy_kev: expected {energies[0]:g} to {energies[-1]:g} keV, got {energy_kev}")
-    mass = math.exp(float(np.interp(math.log(energy_kev), np.log(energies), np.log(values))))
+    if not energies[0] <= energy_keV <= energies[-1]:
+        raise ValueError(f"energy_keV: expected {energies[0]:g} to {energies[-1]:g} keV, got {energy_keV}")
+    mass = math.exp(float(np.interp(math.log(energy_keV), np.log(energies), np.log(values))))
     return mass * LEAD_DENSITY_G_PER_CM3 / 10.0
 
 
@@ -159,12 +159,12 @@ class DetectorResponse:
 
 def collimator_response(
     collimator: Collimator | str,
-    energy_kev: float = LU177_PHOTOPEAK_KEV,
+    energy_keV: float = LU177_PHOTOPEAK_KEV,
     intrinsic_fwhm_mm: float = 3.8,
 ) -> DetectorResponse:
     """The Gaussian response of ``collimator`` (a :class:`Collimator` or a :data:`COLLIMATORS` key).
 
-    ``R_g(d) = D (L_eff + d) / L_eff`` with ``L_eff = L - 2 / mu_Pb(energy_kev)`` (Cherry, Sorenson &
+    ``R_g(d) = D (L_eff + d) / L_eff`` with ``L_eff = L - 2 / mu_Pb(energy_keV)`` (Cherry, Sorenson &
     Phelps), plus the intrinsic resolution ``intrinsic_fwhm_mm`` in quadrature. The default 3.8 mm is
     the intrinsic FWHM specified for 9.5 mm (3/8") NaI(Tl) detectors at 140 keV (Siemens Symbia/Intevo).
     """
@@ -174,7 +174,7 @@ def collimator_response(
         collimator = COLLIMATORS[collimator]
     if intrinsic_fwhm_mm < 0:
         raise ValueError(f"intrinsic_fwhm_mm: expected a non-negative FWHM in mm, got {intrinsic_fwhm_mm}")
-    effective_length = collimator.hole_length_mm - 2.0 / lead_mu_per_mm(energy_kev)
+    effective_length = collimator.hole_length_mm - 2.0 / lead_mu_per_mm(energy_keV)
     if collimator.hole_diameter_mm <= 0 or effective_length <= 0:
         raise ValueError(f"collimator: hole diameter and effective length must be positive, got {collimator}")
     return DetectorResponse(
@@ -184,17 +184,17 @@ def collimator_response(
     )
 
 
-def counts_per_bq_per_ml(spacing_mm: Sequence[float], sensitivity_cps_per_mbq: float, time_s: float) -> float:
+def counts_per_Bq_per_mL(spacing_mm: Sequence[float], sensitivity_cps_per_MBq: float, time_s: float) -> float:
     """Expected counts per projector unit when voxel values are activity concentrations in Bq/mL.
 
     ``voxel volume [mL] * 1e-6 [MBq/Bq] * sensitivity [counts/s per MBq] * time [s]``.
     """
     spacing = check_spacing(spacing_mm)
-    if not sensitivity_cps_per_mbq > 0:
-        raise ValueError(f"sensitivity_cps_per_mbq: expected a positive value, got {sensitivity_cps_per_mbq}")
+    if not sensitivity_cps_per_MBq > 0:
+        raise ValueError(f"sensitivity_cps_per_MBq: expected a positive value, got {sensitivity_cps_per_MBq}")
     if not time_s > 0:
         raise ValueError(f"time_s: expected a positive acquisition time in s, got {time_s}")
-    return float(np.prod(spacing)) / 1000.0 * 1e-6 * sensitivity_cps_per_mbq * time_s
+    return float(np.prod(spacing)) / 1000.0 * 1e-6 * sensitivity_cps_per_MBq * time_s
 
 
 def poisson_counts(expected: torch.Tensor, seed: int | None = None) -> torch.Tensor:
@@ -570,10 +570,10 @@ def _mirror_posterior(projections: torch.Tensor, views: list[int]) -> torch.Tens
 
 
 def simulate_planar(
-    activity_bq_per_ml: torch.Tensor | np.ndarray,
+    activity_Bq_per_mL: torch.Tensor | np.ndarray,
     spacing_mm: Sequence[float],
     *,
-    sensitivity_cps_per_mbq: float,
+    sensitivity_cps_per_MBq: float,
     acquisition_time_s: float,
     distance_mm: float,
     mu_per_cm: torch.Tensor | np.ndarray | None = None,
@@ -584,17 +584,17 @@ def simulate_planar(
 ) -> torch.Tensor:
     """Anterior/posterior planar counts images of an activity map (seed 000, eq. 2).
 
-    ``activity_bq_per_ml`` has shape ``(z, y, x)``; the result has shape ``(2, z, x)`` in counts, index 0
+    ``activity_Bq_per_mL`` has shape ``(z, y, x)``; the result has shape ``(2, z, x)`` in counts, index 0
     anterior and index 1 posterior mirrored into the anterior's left-right orientation (see
     :class:`PlanarProjector`). Expected counts are ``activity * voxel volume [mL] * 1e-6 *
-    sensitivity_cps_per_mbq * acquisition_time_s`` times the attenuation and collimator model; with
+    sensitivity_cps_per_MBq * acquisition_time_s`` times the attenuation and collimator model; with
     ``noise`` they are replaced by Poisson samples drawn with ``seed``.
     """
-    activity = _as_tensor(activity_bq_per_ml, "activity_bq_per_ml", 3, resolve_device(device), torch.float32)
-    check_finite_nonnegative(activity, "activity_bq_per_ml")
+    activity = _as_tensor(activity_Bq_per_mL, "activity_Bq_per_mL", 3, resolve_device(device), torch.float32)
+    check_finite_nonnegative(activity, "activity_Bq_per_mL")
     if not acquisition_time_s > 0:
         raise ValueError(f"acquisition_time_s: expected a positive time in s, got {acquisition_time_s}")
-    scale = counts_per_bq_per_ml(spacing_mm, sensitivity_cps_per_mbq, acquisition_time_s)
+    scale = counts_per_Bq_per_mL(spacing_mm, sensitivity_cps_per_MBq, acquisition_time_s)
     projector = PlanarProjector(activity.shape, spacing_mm, distance_mm, mu_per_cm, response, device=activity.device)
     expected = projector.forward(activity).mul_(scale)
     return poisson_counts(expected, seed) if noise else expected
