@@ -75,8 +75,8 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
     rows = segment_rows(image, corrected, *segments) if segments else []
     path = io.write_image(corrected, arguments.output)
     print(
-        f"{path}: {arguments.method.upper()}-PVC, total activity "
-        f"{total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq before, {total_activity_Bq(corrected) / BQ_PER_MBQ:.6g} MBq after"
+        f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq "
+        f"before, {total_activity_Bq(corrected) / BQ_PER_MBQ:.6g} MBq after"
     )
     for row in rows:
         print(
