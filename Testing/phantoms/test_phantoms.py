@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import phantoms
-from DosimetryCore.core.metadata import PROVENANCE_KEY
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY, PROVENANCE_KEY
 from DosimetryCore.core.volume import array_from_image, image_from_array, unit_of, voxel_volume_ml
 from DosimetryCore.phantoms import LABELS, Phantom, augment, make_torso, random_activity
 
@@ -78,7 +78,7 @@ def test_geometry_types_units_and_provenance(psma):
     assert psma.labels.GetPixelID() == sitk.sitkUInt8
     assert unit_of(psma.activity) == "Bq/mL" and unit_of(psma.ct) == "HU"
     assert psma.provenance["seed"] == 11 and psma.provenance["parameters"]["tracer"] == "PSMA"
-    stored_names = json.loads(psma.labels.GetMetaData(phantoms.LABEL_NAMES_KEY))
+    stored_names = json.loads(psma.labels.GetMetaData(LABEL_NAMES_KEY))
     assert {int(k): v for k, v in stored_names.items()} == psma.label_names
 
 
