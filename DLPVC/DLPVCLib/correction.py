@@ -56,7 +56,7 @@ from DosimetryCore.core.volume import (
     voxel_volume_ml,
 )
 from DosimetryCore.evaluation import metrics
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.learning import models
 
 ACTIVITY_QUANTITY = "activity concentration"
@@ -73,7 +73,7 @@ DEFAULT_FWHM_MM = round(float(collimator_response(DEFAULT_COLLIMATOR).fwhm_mm(DE
 """Default IY-PVC PSF FWHM (mm, the same along x, y, z): 18.5 mm.
 
 The system FWHM of the Siemens MELP collimator at 208 keV, 200 mm from the collimator face
-(:func:`DosimetryCore.imaging.projection.collimator_response`), about the resolution of a 177Lu SPECT
+(:func:`DosimetryCore.imaging.collimators.collimator_response`), about the resolution of a 177Lu SPECT
 reconstructed without resolution modelling (seed 003 measured 21.4 mm for theirs, 8.8 mm with
 resolution modelling). Use your own system's measured reconstructed resolution where known.
 """

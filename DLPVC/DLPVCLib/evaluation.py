@@ -46,7 +46,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.evaluation.table import METRICS, image_metrics
 from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.imaging.simulation import Acquisition
 from DosimetryCore.io.tables import write_csv
 

@@ -16,7 +16,7 @@ from DLPVCLib import correction
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import image_from_array
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.learning import models
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from DLPVCLib import dataset, evaluation
 from DLPVCLib.iterative_yang import psf_blur
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.cli import main as cli
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.learning import models
 from DosimetryCore.learning.training import seed_everything, train
 

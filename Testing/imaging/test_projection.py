@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from DosimetryCore.imaging.projection import (
-    COLLIMATORS,
-    PlanarProjector,
-    SpectProjector,
-    collimator_response,
-    counts_per_Bq_per_mL,
-    lead_mu_per_mm,
-    simulate_planar,
-)
+from DosimetryCore.imaging.collimators import COLLIMATORS, collimator_response, lead_mu_per_mm
+from DosimetryCore.imaging.projection import PlanarProjector, SpectProjector, counts_per_Bq_per_mL, simulate_planar
 
 MU_WATER_208KEV_PER_CM = 0.1355
 

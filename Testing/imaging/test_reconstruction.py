@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from DosimetryCore.core.progress import Cancelled
-from DosimetryCore.imaging.projection import SpectProjector, collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
+from DosimetryCore.imaging.projection import SpectProjector
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 
 MU_WATER_208KEV_PER_CM = 0.1355

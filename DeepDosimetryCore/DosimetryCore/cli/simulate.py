@@ -10,7 +10,7 @@ from pathlib import Path
 from DosimetryCore import io
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.imaging import simulation
-from DosimetryCore.imaging.projection import COLLIMATORS
+from DosimetryCore.imaging.collimators import COLLIMATORS
 
 SCENE_VOLUMES = (
     "ct", "activity", "mu", "osem_norr_noise_free", "osem_norr_noisy", "osem_rr_noise_free", "osem_rr_noisy"

@@ -28,14 +28,8 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.core.volume import image_from_array, require_image, require_same_geometry, set_unit
-from DosimetryCore.imaging.projection import (
-    LU177_PHOTOPEAK_KEV,
-    PlanarProjector,
-    SpectProjector,
-    collimator_response,
-    counts_per_Bq_per_mL,
-    poisson_counts,
-)
+from DosimetryCore.imaging.collimators import LU177_PHOTOPEAK_KEV, collimator_response
+from DosimetryCore.imaging.projection import PlanarProjector, SpectProjector, counts_per_Bq_per_mL, poisson_counts
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 from DosimetryCore.physics import tissue
 
