@@ -34,7 +34,8 @@ from ..io.labels import label_names
 from ..io.tables import write_csv
 from ..physics.tissue import density_g_per_cm3_from_hu
 from .kernels import VoxelKernel, voxel_kernel
-from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu, simulate_dose_rate
+from .mc_dose_rate import simulate_dose_rate
+from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu
 from .vdk import led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
 
 METHODS = ("vdk", "led", "mc")
