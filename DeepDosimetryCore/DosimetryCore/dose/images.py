@@ -29,7 +29,7 @@ from ..core.volume import (
     unit_of,
     voxel_volume_ml,
 )
-from ..evaluation.metrics import segment_statistics
+from ..evaluation.segments import segment_statistics
 from ..io.labels import label_names
 from ..io.tables import write_csv
 from ..physics.tissue import density_g_per_cm3_from_hu
