@@ -223,6 +223,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from DLPVCLib.iterative_yang import psf_blur
+        from DosimetryCore.core.metadata import UNIT_KEY
         from DosimetryCore.io import mrml
 
         spacing_mm, fwhm_mm = 4.0, (12.0, 12.0, 12.0)
@@ -231,7 +232,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         truth = sitk.GetImageFromArray(np.where(sphere, 1000.0, 50.0).astype(np.float32))
         truth.SetSpacing((spacing_mm,) * 3)
         blurred = sitk.Cast(psf_blur(truth, fwhm_mm), sitk.sitkFloat32)
-        blurred.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        blurred.SetMetaData(UNIT_KEY, "Bq/mL")
         spect = mrml.add_volume_node(slicer.mrmlScene, blurred, "SPECT")
         labels = sitk.GetImageFromArray(sphere.astype(np.uint16))
         labels.CopyInformation(blurred)

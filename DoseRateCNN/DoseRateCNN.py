@@ -155,6 +155,7 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from DosimetryCore.core.constants import J_PER_MEV, SECONDS_PER_HOUR
+        from DosimetryCore.core.metadata import UNIT_KEY
         from DosimetryCore.io import mrml
         from DosimetryCore.physics.nuclides import load_nuclide
 
@@ -162,7 +163,7 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         activity[8:16, 8:16, 8:16] = 1e6
         image = sitk.GetImageFromArray(activity)
         image.SetSpacing((4.8, 4.8, 4.8))
-        image.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        image.SetMetaData(UNIT_KEY, "Bq/mL")
         spect = mrml.add_volume_node(slicer.mrmlScene, image, "SPECT")
         ct = mrml.add_volume_node(slicer.mrmlScene, sitk.Image(image) * 0, "CT")
         labels = sitk.Cast(image > 0, sitk.sitkUInt8)
