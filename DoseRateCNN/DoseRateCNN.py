@@ -19,17 +19,7 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
-
-REQUIRED_PACKAGES = {
-    "numpy": "numpy",
-    "scipy": "scipy",
-    "SimpleITK": "SimpleITK",
-    "torch": "torch",
-    "xraydb": "xraydb",
-    "icrp107_database": "icrp107-database",
-}
-
-METHODS = ["vdk", "led", "mc"]  # DoseRateCNNLib.logic.METHODS, kept here torch-free
+from DoseRateCNNLib.constants import METHODS
 
 
 class DoseRateCNN(ScriptedLoadableModule):
@@ -56,7 +46,7 @@ class DoseRateCNNParameterNode:
 
     activityVolume: vtkMRMLScalarVolumeNode
     ctVolume: vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(METHODS)] = "vdk"
+    method: Annotated[str, Choice(list(METHODS))] = "vdk"
     segmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(DEVICES)] = "auto"
     outputVolume: vtkMRMLScalarVolumeNode
@@ -80,7 +70,6 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
         outputs = self.runWithProgress(
-            REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
                 parameters.activityVolume,
                 parameters.ctVolume,

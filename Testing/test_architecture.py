@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,21 @@ def test_metadata_keys_are_spelled_only_in_the_metadata_module():
     files = [*_library_files(), *(REPOSITORY / m / f"{m}.py" for m in MODULES)]
     spelled = [str(p.relative_to(REPOSITORY)) for p in files if key.search(p.read_text())]
     assert spelled == []
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_panels_import_only_torch_free_lib_modules_at_load_time(module):
+    tree = ast.parse((REPOSITORY / module / f"{module}.py").read_text())
+    top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    lib_modules = sorted(name for name in top_level if _top(name) in LIBRARIES | {"DosimetryCore": CORE})
+    assert all(name.endswith(".constants") for name in lib_modules if _top(name) in LIBRARIES), lib_modules
+    code = "import sys\n" + "".join(f"import {name}\n" for name in lib_modules) + "print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_the_panel_method_lists_are_the_library_ones():
+    from DoseRateCNNLib.constants import METHODS
+    from DosimetryCore.dose import METHODS as CORE_METHODS
+
+    assert METHODS == CORE_METHODS

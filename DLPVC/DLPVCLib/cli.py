@@ -22,16 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from DLPVCLib.correction import (
-    DEFAULT_FWHM_MM,
-    DEFAULT_MODEL,
-    TrainedModel,
-    correct_dl,
-    correct_iy,
-    load_dlpvc_model,
-    segment_rows,
-    total_activity_Bq,
-)
+from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
+from DLPVCLib.correction import TrainedModel, correct_dl, correct_iy, load_dlpvc_model, segment_rows, total_activity_Bq
 from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, SPLITS, TOTAL_ACTIVITY_RANGE_MBQ, write_dataset
 from DLPVCLib.demo import CASES, DEMO_SEED, run_demo
 from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_table

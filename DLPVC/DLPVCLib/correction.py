@@ -37,6 +37,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from DLPVCLib.constants import (
+    DEFAULT_MODEL,
+    MODEL_NAME_PREFIX,
+)
 from DLPVCLib.iterative_yang import iterative_yang
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core import provenance
@@ -55,28 +59,10 @@ from DosimetryCore.core.volume import (
     set_unit,
     voxel_volume_ml,
 )
-from DosimetryCore.evaluation import metrics
-from DosimetryCore.imaging.collimators import collimator_response
+from DosimetryCore.evaluation import segments
 from DosimetryCore.learning import models
 
 ACTIVITY_QUANTITY = "activity concentration"
-
-DEFAULT_MODEL = "dlpvc-r2unet"
-"""The model :func:`load_dlpvc_model` loads by default (R2U-Net, the paper's best architecture)."""
-
-MODEL_NAME_PREFIX = "dlpvc"
-"""Models under ``Resources/Models`` whose name starts with this are DL-PVC models."""
-
-DEFAULT_COLLIMATOR = "SIEMENS-MELP"
-DEFAULT_SOURCE_DISTANCE_MM = 200.0
-DEFAULT_FWHM_MM = round(float(collimator_response(DEFAULT_COLLIMATOR).fwhm_mm(DEFAULT_SOURCE_DISTANCE_MM)), 1)
-"""Default IY-PVC PSF FWHM (mm, the same along x, y, z): 18.5 mm.
-
-The system FWHM of the Siemens MELP collimator at 208 keV, 200 mm from the collimator face
-(:func:`DosimetryCore.imaging.collimators.collimator_response`), about the resolution of a 177Lu SPECT
-reconstructed without resolution modelling (seed 003 measured 21.4 mm for theirs, 8.8 mm with
-resolution modelling). Use your own system's measured reconstructed resolution where known.
-"""
 
 GRID_CARD_FIELD = "grid"
 """Model-card field holding the network (training) grid: ``{"size": [x, y, z], "spacing_mm": [x, y, z]}``."""
@@ -273,7 +259,7 @@ def segment_rows(
     labels = sitk.GetArrayViewFromImage(labelmap)
     voxel_ml = voxel_volume_ml(before)
     statistics = [
-        metrics.segment_statistics(sitk.GetArrayViewFromImage(image), labels, names, voxel_ml)
+        segments.segment_statistics(sitk.GetArrayViewFromImage(image), labels, names, voxel_ml)
         for image in (before, after)
     ]
     return [

@@ -43,14 +43,8 @@ import numpy as np
 import SimpleITK as sitk
 
 import DosimetryCore
-from DLPVCLib.correction import (
-    DEFAULT_MODEL,
-    NetworkGrid,
-    correct_dl,
-    correct_iy,
-    load_dlpvc_model,
-    total_activity_Bq,
-)
+from DLPVCLib.constants import DEFAULT_MODEL
+from DLPVCLib.correction import NetworkGrid, correct_dl, correct_iy, load_dlpvc_model, total_activity_Bq
 from DLPVCLib.dataset import simulate_pvc_case
 from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
 from DosimetryCore import io, phantoms

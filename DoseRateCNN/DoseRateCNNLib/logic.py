@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from DoseRateCNNLib.constants import METHODS
 from DosimetryCore import dose
 from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
@@ -21,7 +22,6 @@ from DosimetryCore.io import mrml
 AIR_HU = -1000.0
 """CT number given to activity-grid voxels outside the CT's field of view."""
 
-METHODS = ("vdk", "led", "mc")
 """Dose-rate methods offered: voxel dose kernel + density scaling, local deposition, Monte Carlo."""
 
 DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)

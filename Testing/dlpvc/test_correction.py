@@ -12,7 +12,7 @@ import SimpleITK as sitk
 import torch
 from dlpvc.cases import odd_image, save_tiny_model, sphere_case
 
-from DLPVCLib import correction
+from DLPVCLib import constants, correction
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import image_from_array
@@ -135,7 +135,7 @@ def test_dl_refuses_activity_outside_the_network_field_of_view(trained):
 
 def test_model_loading_is_hash_checked_and_a_missing_model_names_the_folder(tmp_path):
     folder = save_tiny_model(tmp_path)
-    assert correction.load_dlpvc_model(folder=tmp_path).name == correction.DEFAULT_MODEL
+    assert correction.load_dlpvc_model(folder=tmp_path).name == constants.DEFAULT_MODEL
     with pytest.raises(ValueError, match=rf"no model dlpvc-other in {tmp_path}; train one with `deepdosimetry train"):
         correction.load_dlpvc_model("dlpvc-other", folder=tmp_path)
     weights = folder / models.WEIGHTS_FILE
@@ -164,12 +164,9 @@ def test_segment_rows_compare_before_and_after():
 
 
 def test_default_fwhm_is_the_melp_system_resolution_and_the_panel_uses_it():
-    expected = float(collimator_response("SIEMENS-MELP").fwhm_mm(correction.DEFAULT_SOURCE_DISTANCE_MM))
-    assert correction.DEFAULT_FWHM_MM == pytest.approx(expected, abs=0.05)
+    expected = float(collimator_response("SIEMENS-MELP").fwhm_mm(constants.DEFAULT_SOURCE_DISTANCE_MM))
+    assert constants.DEFAULT_FWHM_MM == pytest.approx(expected, abs=0.05)
     module = ast.parse((REPOSITORY / "DLPVC" / "DLPVC.py").read_text())
-    constants = {
-        node.targets[0].id: node.value
-        for node in module.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    assert ast.literal_eval(constants["DEFAULT_FWHM_MM"]) == correction.DEFAULT_FWHM_MM
+    imports = [node for node in module.body if isinstance(node, ast.ImportFrom)]
+    imported = {(node.module, alias.name) for node in imports for alias in node.names}
+    assert ("DLPVCLib.constants", "DEFAULT_FWHM_MM") in imported

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DLPVCLib import correction, dataset
+from DLPVCLib import constants, correction, dataset
 from DLPVCLib.evaluation import case_metrics
 from DosimetryCore.core.resources import models_dir
 from DosimetryCore.learning import models
 
-MODEL = correction.DEFAULT_MODEL
+MODEL = constants.DEFAULT_MODEL
 FRESH_DATASET_SEED = 91_000
 """Seeds the fresh cases: not the seed of the training data (2026) or of the held-out table (2027)."""
 FRESH_CASES = 3

@@ -160,7 +160,7 @@ def segment_table(
     dose_volume_percents: Sequence[float] = DEFAULT_DOSE_VOLUME_PERCENTS,
 ) -> list[dict[str, Any]]:
     """Per-segment dose-rate statistics (Gy/h): mean, std, min, max and D_x% (the minimum dose rate in the
-    hottest x % of the segment), via :func:`DosimetryCore.evaluation.metrics.segment_statistics`; one dict per segment
+    hottest x % of the segment), via :func:`DosimetryCore.evaluation.segments.segment_statistics`; one dict per segment
     with keys segment, label, voxels, volume_ml, mean, std, min, max, D<x>%.
 
     Args:
