@@ -282,7 +282,11 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
 
 
 def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
-    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means."""
+    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means.
+
+    The card names the dataset folder only (its manifest sha256 identifies the data), never the
+    path on the machine that evaluated it.
+    """
 
     def means(method: str) -> dict[str, float]:
         row = next(row for row in evaluation.table if row["method"] == method)
@@ -291,5 +295,5 @@ def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "metrics": means("DL-PVC"),
         "baselines": {"no PVC": means("None"), "IY-PVC": means("IY-PVC")},
-        "evaluation": evaluation.settings,
+        "evaluation": evaluation.settings | {"data": Path(evaluation.settings["data"]).name},
     }
