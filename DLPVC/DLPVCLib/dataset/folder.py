@@ -40,6 +40,7 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.validation import check_range
 from DosimetryCore.imaging import simulation
+from DosimetryCore.io.records import read_json
 
 
 def _case_id(index: int) -> str:
@@ -105,10 +106,7 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise ValueError(f"data: {folder} holds no {MANIFEST}; it is not a DL-PVC dataset")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"data: {path} is not valid JSON ({error})") from error
+    manifest = read_json(path, "data")
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or "cases" not in manifest:
         raise ValueError(f"data: {path} is not a DL-PVC dataset manifest (format {MANIFEST_FORMAT})")
     return manifest
