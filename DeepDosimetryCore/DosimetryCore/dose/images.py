@@ -112,14 +112,16 @@ def compute_dose_rate(
     if method == "vdk":
         if kernel is None:
             kernel = voxel_kernel(spacing_zyx, nuclide=nuclide, device=device, progress=sub_progress(progress, 0, 0.9))
-        dose = vdk_dose_rate(activity_array, density, kernel, spacing_zyx, device=device)
+        dose = vdk_dose_rate(activity_array, density, kernel, spacing_zyx, device=device, check_values=False)
         provenance = {
             "method": "vdk",
             "density_scaling": "x 1.04 g/cm^3 / CT density (seed 002)",
             "kernel": kernel.provenance,
         }
     elif method == "led":
-        dose = led_dose_rate(activity_array, density, nuclide=nuclide, include_photons=include_photons, device=device)
+        dose = led_dose_rate(
+            activity_array, density, nuclide=nuclide, include_photons=include_photons, device=device, check_values=False
+        )
         provenance = {
             "method": "led",
             "nuclide": nuclide,
