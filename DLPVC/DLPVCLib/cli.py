@@ -32,6 +32,7 @@ from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
 from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.progress import terminal_progress
+from DosimetryCore.core.provenance import stamp_command
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.labels import read_labelmap_on
 from DosimetryCore.io.tables import write_csv
@@ -65,6 +66,7 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
         for limitation in model.card.get("limitations", []):
             print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
+    stamp_command(corrected, "deepdosimetry pvc", {"input": arguments.input, "seg": arguments.seg})
     path = io.write_image(corrected, arguments.output)
     print(
         f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq "

@@ -10,6 +10,7 @@ import argparse
 
 from DosimetryCore import io
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.provenance import stamp_command
 
 
 def _run_dose_rate(arguments: argparse.Namespace) -> int:
@@ -34,6 +35,8 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
         progress=terminal_progress(),
     )
     rows = dose.segment_table(result.image, labelmap) if labelmap is not None else []
+    inputs = {"activity": arguments.activity, "ct": arguments.ct, "seg": arguments.seg}
+    stamp_command(result.image, "deepdosimetry dose-rate", inputs)
     path = io.write_image(result.image, arguments.output)
     print(f"{path}: dose rate ({dose.DOSE_RATE_UNIT}) by {arguments.method}")
     if arguments.uncertainty and result.relative_uncertainty is not None:
