@@ -122,7 +122,7 @@ def test_dose_rate_command_writes_image_and_table(case, tmp_path, method):
     with table.open() as stream:
         rows = list(csv.DictReader(stream))
     assert [row["segment"] for row in rows] == ["lesion", "kidney"]
-    assert float(rows[0]["mean [Gy/h]"]) > float(rows[1]["mean [Gy/h]"]) > 0
+    assert float(rows[0]["mean_Gy_per_h"]) > float(rows[1]["mean_Gy_per_h"]) > 0
 
 
 def test_dose_rate_command_refuses_bad_input_and_writes_nothing(case, tmp_path, capsys):

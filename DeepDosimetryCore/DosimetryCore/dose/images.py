@@ -18,7 +18,7 @@ import torch
 
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
-from ..core.units import DOSE_RATE_UNIT
+from ..core.units import DOSE_RATE_UNIT, name_suffix
 from ..core.validation import check_finite, check_finite_nonnegative
 from ..core.volume import (
     array_from_image,
@@ -191,6 +191,7 @@ def segment_table(
 
 
 def write_table_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, unit: str = DOSE_RATE_UNIT) -> Path:
-    """Write :func:`segment_table` rows as CSV; value columns are headed ``<name> [unit]``."""
+    """Write :func:`segment_table` rows as CSV; value columns carry the unit in their name (``mean_Gy_per_h``)."""
     plain = {"segment", "label", "voxels", "volume_ml"}
-    return write_csv([{k if k in plain else f"{k} [{unit}]": v for k, v in row.items()} for row in rows], path)
+    suffix = name_suffix(unit)
+    return write_csv([{k if k in plain else f"{k}_{suffix}": v for k, v in row.items()} for row in rows], path)
