@@ -19,18 +19,10 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
-
-REQUIRED_PACKAGES = {
-    "numpy": "numpy",
-    "scipy": "scipy",
-    "SimpleITK": "SimpleITK",
-    "torch": "torch",
-    "monai": "monai",
-}
+from DLPVCLib.constants import DEFAULT_FWHM_MM, MODEL_NAME_PREFIX
 
 IY_CHOICE = "IY-PVC"
 DL_CHOICE_PREFIX = "DL-PVC: "
-DEFAULT_FWHM_MM = 18.5  # DLPVCLib.correction.DEFAULT_FWHM_MM (Siemens MELP at 200 mm), kept here torch-free
 
 
 def installedDLPVCModels():
@@ -45,7 +37,7 @@ def installedDLPVCModels():
         folder = models_dir()
     except ValueError:
         return []
-    return sorted(path.name for path in folder.glob("dlpvc*") if (path / "model_card.json").is_file())
+    return sorted(path.name for path in folder.glob(f"{MODEL_NAME_PREFIX}*") if (path / "model_card.json").is_file())
 
 
 METHOD_CHOICES = [*(DL_CHOICE_PREFIX + name for name in installedDLPVCModels()), IY_CHOICE]
@@ -128,7 +120,6 @@ class DLPVCWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
         parameters = self._parameterNode
         method, modelName = methodAndModel(parameters.method)
         result = self.runWithProgress(
-            REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
                 parameters.inputVolume,
                 method,
@@ -189,7 +180,7 @@ class DLPVCLogic(ScriptedLoadableModuleLogic):
         ``iterations`` apply to IY-PVC. The input nodes are never modified; on invalid input a
         ValueError is raised and nothing is written. See ``DLPVCLib.logic.correct_volume``.
         """
-        from DLPVCLib.correction import DEFAULT_MODEL
+        from DLPVCLib.constants import DEFAULT_MODEL
         from DLPVCLib.logic import correct_volume
 
         return correct_volume(
@@ -223,6 +214,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from DLPVCLib.iterative_yang import psf_blur
+        from DosimetryCore.core.metadata import UNIT_KEY
         from DosimetryCore.io import mrml
 
         spacing_mm, fwhm_mm = 4.0, (12.0, 12.0, 12.0)
@@ -231,7 +223,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         truth = sitk.GetImageFromArray(np.where(sphere, 1000.0, 50.0).astype(np.float32))
         truth.SetSpacing((spacing_mm,) * 3)
         blurred = sitk.Cast(psf_blur(truth, fwhm_mm), sitk.sitkFloat32)
-        blurred.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        blurred.SetMetaData(UNIT_KEY, "Bq/mL")
         spect = mrml.add_volume_node(slicer.mrmlScene, blurred, "SPECT")
         labels = sitk.GetImageFromArray(sphere.astype(np.uint16))
         labels.CopyInformation(blurred)
@@ -255,7 +247,8 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         import numpy as np
         import SimpleITK as sitk
 
-        from DLPVCLib.correction import DEFAULT_MODEL, installed_models, load_dlpvc_model
+        from DLPVCLib.constants import DEFAULT_MODEL
+        from DLPVCLib.correction import installed_models, load_dlpvc_model
         from DLPVCLib.dataset import simulate_pvc_case
         from DosimetryCore.io import mrml
 
@@ -280,7 +273,7 @@ class DLPVCTest(ScriptedLoadableModuleTest):
         self.delayDisplay("DLPVC DL-PVC test passed")
 
     def test_installed_models_are_listed_as_the_library_lists_them(self):
-        from DLPVCLib.correction import DEFAULT_FWHM_MM as libraryFwhm
+        from DLPVCLib.constants import DEFAULT_FWHM_MM as libraryFwhm
         from DLPVCLib.correction import installed_models
 
         self.assertEqual(installedDLPVCModels(), installed_models())

@@ -6,8 +6,6 @@ Apply (after asking) and driving a progress bar with a cancel button from a
 ``progress(fraction, message)`` callback. Computation never lives here.
 """
 
-import importlib.util
-
 import slicer
 import vtk
 from slicer.i18n import tr as _
@@ -32,24 +30,27 @@ class DeepDosimetryCore(ScriptedLoadableModule):
         self.parent.hidden = True
 
 
-def ensure_packages(packages: dict[str, str]) -> bool:
-    """Make sure each import name in ``packages`` (import name -> pip requirement) is importable.
+def ensure_requirements(requirementsFile, requester):
+    """Make sure the requirements listed in ``requirementsFile`` (a module's ``Resources/requirements.txt``) are met.
 
-    Missing packages are listed to the user, and installed only after they agree: torch through
-    the PyTorch extension (so the right CUDA build is chosen), the rest with pip. Returns False
-    when the user declines or an install fails.
+    Missing packages are listed to the user and installed only after they agree: torch through the
+    PyTorch extension (so the right CUDA build is chosen), the rest with ``slicer.pydeps.pip_ensure``.
+    Returns False when the user declines or an install fails.
     """
-    missing = {name: requirement for name, requirement in packages.items() if importlib.util.find_spec(name) is None}
+    import slicer.pydeps
+
+    requirements = slicer.pydeps.load_requirements(requirementsFile)
+    missing = [requirement for requirement in requirements if not slicer.pydeps.pip_check(requirement)]
     if not missing:
         return True
-    listing = ", ".join(missing.values())
+    listing = ", ".join(str(requirement) for requirement in missing)
     if not slicer.util.confirmOkCancelDisplay(
         _("DeepDosimetry needs these Python packages, which are not installed yet: {packages}.\n"
           "Install them now? This can take several minutes.").format(packages=listing)
     ):
         return False
     with slicer.util.WaitCursor():
-        if "torch" in missing:
+        if any(requirement.name == "torch" for requirement in missing):
             try:
                 import PyTorchUtils
             except ImportError:
@@ -58,10 +59,10 @@ def ensure_packages(packages: dict[str, str]) -> bool:
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
                 slicer.util.errorDisplay(_("PyTorch could not be installed."))
                 return False
-            missing.pop("torch")
-        if missing:
-            slicer.util.pip_install(list(missing.values()))
-    return all(importlib.util.find_spec(name) is not None for name in packages)
+        others = [requirement for requirement in missing if requirement.name != "torch"]
+        if others:
+            slicer.pydeps.pip_ensure(others, skip_packages=["torch"], requester=requester)
+    return slicer.pydeps.pip_check(requirements)
 
 
 class ProgressReporter:
@@ -166,13 +167,15 @@ class DeepDosimetryWidgetMixin(VTKObservationMixin):
         self.ui.applyButton.enabled = not missing
         self.ui.applyButton.toolTip = missing or _("Run.")
 
-    def runWithProgress(self, packages, work):
-        """Install missing ``packages`` (after asking), then run ``work(progress)`` with the bar.
+    def runWithProgress(self, work):
+        """Install the module's missing requirements (after asking), then run ``work(progress)`` with the bar.
+
+        The requirements are the module's ``Resources/requirements.txt``.
 
         Errors are shown in a dialog and raised again; a cancel leaves a status line and returns
         None. Returns ``work``'s result.
         """
-        if not ensure_packages(packages):
+        if not ensure_requirements(self.resourcePath("requirements.txt"), self.moduleName):
             return None
         from DosimetryCore.core.progress import Cancelled
 

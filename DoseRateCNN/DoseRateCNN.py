@@ -19,17 +19,7 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
-
-REQUIRED_PACKAGES = {
-    "numpy": "numpy",
-    "scipy": "scipy",
-    "SimpleITK": "SimpleITK",
-    "torch": "torch",
-    "xraydb": "xraydb",
-    "icrp107_database": "icrp107-database",
-}
-
-METHODS = ["vdk", "led", "mc"]  # DoseRateCNNLib.logic.METHODS, kept here torch-free
+from DoseRateCNNLib.constants import METHODS
 
 
 class DoseRateCNN(ScriptedLoadableModule):
@@ -56,7 +46,7 @@ class DoseRateCNNParameterNode:
 
     activityVolume: vtkMRMLScalarVolumeNode
     ctVolume: vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(METHODS)] = "vdk"
+    method: Annotated[str, Choice(list(METHODS))] = "vdk"
     segmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(DEVICES)] = "auto"
     outputVolume: vtkMRMLScalarVolumeNode
@@ -80,7 +70,6 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
         outputs = self.runWithProgress(
-            REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
                 parameters.activityVolume,
                 parameters.ctVolume,
@@ -155,6 +144,7 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from DosimetryCore.core.constants import J_PER_MEV, SECONDS_PER_HOUR
+        from DosimetryCore.core.metadata import UNIT_KEY
         from DosimetryCore.io import mrml
         from DosimetryCore.physics.nuclides import load_nuclide
 
@@ -162,7 +152,7 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         activity[8:16, 8:16, 8:16] = 1e6
         image = sitk.GetImageFromArray(activity)
         image.SetSpacing((4.8, 4.8, 4.8))
-        image.SetMetaData("deepdosimetry.unit", "Bq/mL")
+        image.SetMetaData(UNIT_KEY, "Bq/mL")
         spect = mrml.add_volume_node(slicer.mrmlScene, image, "SPECT")
         hu = np.full(activity.shape, -1000.0, np.float32)
         hu[2:22, 2:22, 2:22] = 0.0  # a water body in air

@@ -18,8 +18,6 @@ from slicer.ScriptedLoadableModule import (
 
 from DeepDosimetryCore import DeepDosimetryWidgetMixin
 
-REQUIRED_PACKAGES = {"numpy": "numpy", "pydicom": "pydicom", "SimpleITK": "SimpleITK"}
-
 
 class PlanarTo3D(ScriptedLoadableModule):
     """Module description shown in Slicer's module list."""
@@ -66,7 +64,6 @@ class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
 
         parameters = self._parameterNode
         nodes = self.runWithProgress(
-            REQUIRED_PACKAGES,
             lambda progress: self.logic.process(
                 split_paths(parameters.planarFiles),
                 parameters.anteriorVolume,

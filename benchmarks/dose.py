@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.dose import kernels, montecarlo, vdk
+from DosimetryCore.dose import kernels, mc_dose_rate, montecarlo, vdk
 from DosimetryCore.physics.tissue import density_g_per_cm3_from_hu
 
 SEED_002_SPACING_MM = (3.0, 0.98, 0.98)  # (z, y, x)
@@ -111,7 +111,7 @@ def benchmark_monte_carlo(histories: int, device: torch.device) -> list[tuple[st
     spacing = (4.0, 4.0, 4.0)
     activity, hu = phantom((100, 128, 128), spacing)
     medium = montecarlo.medium_from_hu(hu, spacing, device)
-    result = montecarlo.simulate_dose_rate(activity, medium, photon_histories=histories, device=device)
+    result = mc_dose_rate.simulate_dose_rate(activity, medium, photon_histories=histories, device=device)
     lesions = torch.as_tensor(activity == activity.max(), device=device)
     lesion = float(result.relative_uncertainty[lesions].median())
     energy = result.energy

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.imaging.projection import SpectProjector, collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
+from DosimetryCore.imaging.projection import SpectProjector
 
 MU_WATER_208KEV_PER_CM = 0.1355  # NIST XCOM, water at 208 keV
 

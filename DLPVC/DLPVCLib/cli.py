@@ -22,16 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from DLPVCLib.correction import (
-    DEFAULT_FWHM_MM,
-    DEFAULT_MODEL,
-    TrainedModel,
-    correct_dl,
-    correct_iy,
-    load_dlpvc_model,
-    segment_rows,
-    total_activity_bq,
-)
+from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
+from DLPVCLib.correction import TrainedModel, correct_dl, correct_iy, load_dlpvc_model, segment_rows, total_activity_Bq
 from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, SPLITS, TOTAL_ACTIVITY_RANGE_MBQ, write_dataset
 from DLPVCLib.demo import CASES, DEMO_SEED, run_demo
 from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_table
@@ -39,8 +31,9 @@ from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
 from DosimetryCore.core import provenance
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.progress import terminal_progress
-from DosimetryCore.core.provenance import stamp
+from DosimetryCore.core.provenance import stamp, stamp_command
 from DosimetryCore.core.validation import activity_notes
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.labels import read_labelmap_on
@@ -80,14 +73,15 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
         for limitation in model.card.get("limitations", []):
             print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
+    stamp_command(corrected, "deepdosimetry pvc", {"input": arguments.input, "seg": arguments.seg})
     if notes:
         stamp(corrected, {**(provenance.read(corrected) or {}), "warnings": notes})
         for note in notes:
             print(f"WARNING: {note}", file=sys.stderr)
     path = io.write_image(corrected, arguments.output)
     print(
-        f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_bq(image) / 1e6:.6g} MBq before, "
-        f"{total_activity_bq(corrected) / 1e6:.6g} MBq after"
+        f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq "
+        f"before, {total_activity_Bq(corrected) / BQ_PER_MBQ:.6g} MBq after"
     )
     for row in rows:
         print(
@@ -134,7 +128,7 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
         arguments.size,
         arguments.spacing_mm,
         acquisition,
-        total_activity_range_mbq=tuple(arguments.total_activity_mbq),
+        total_activity_range_MBq=tuple(arguments.total_activity_MBq),
         split_fractions=tuple(arguments.split_fractions),
         workers=arguments.workers,
         device=arguments.device,
@@ -166,7 +160,8 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
     command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
     command.add_argument(
-        "--total-activity-mbq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ, metavar=("LOW", "HIGH"),
+        "--total-activity-mbq", dest="total_activity_MBq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ,
+        metavar=("LOW", "HIGH"),
         help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
     )
     command.add_argument(

@@ -37,9 +37,14 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from DLPVCLib.constants import (
+    DEFAULT_MODEL,
+    MODEL_NAME_PREFIX,
+)
 from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE, iterative_yang
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core import provenance
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress
@@ -54,28 +59,10 @@ from DosimetryCore.core.volume import (
     set_unit,
     voxel_volume_ml,
 )
-from DosimetryCore.evaluation import metrics
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.evaluation import segments
 from DosimetryCore.learning import models
 
 ACTIVITY_QUANTITY = "activity concentration"
-
-DEFAULT_MODEL = "dlpvc-r2unet"
-"""The model :func:`load_dlpvc_model` loads by default (R2U-Net, the paper's best architecture)."""
-
-MODEL_NAME_PREFIX = "dlpvc"
-"""Models under ``Resources/Models`` whose name starts with this are DL-PVC models."""
-
-DEFAULT_COLLIMATOR = "SIEMENS-MELP"
-DEFAULT_SOURCE_DISTANCE_MM = 200.0
-DEFAULT_FWHM_MM = round(float(collimator_response(DEFAULT_COLLIMATOR).fwhm_mm(DEFAULT_SOURCE_DISTANCE_MM)), 1)
-"""Default IY-PVC PSF FWHM (mm, the same along x, y, z): 18.5 mm.
-
-The system FWHM of the Siemens MELP collimator at 208 keV, 200 mm from the collimator face
-(:func:`DosimetryCore.imaging.projection.collimator_response`), about the resolution of a 177Lu SPECT
-reconstructed without resolution modelling (seed 003 measured 21.4 mm for theirs, 8.8 mm with
-resolution modelling). Use your own system's measured reconstructed resolution where known.
-"""
 
 GRID_CARD_FIELD = "grid"
 """Model-card field holding the network (training) grid: ``{"size": [x, y, z], "spacing_mm": [x, y, z]}``."""
@@ -143,7 +130,7 @@ class TrainedModel:
         return NetworkGrid.from_card(self.card)
 
 
-def total_activity_bq(image: sitk.Image) -> float:
+def total_activity_Bq(image: sitk.Image) -> float:
     """Total activity (Bq) of an activity-concentration image (Bq/mL): voxel sum times voxel volume."""
     return float(sitk.GetArrayViewFromImage(image).sum(dtype=np.float64)) * voxel_volume_ml(image)
 
@@ -219,16 +206,16 @@ def correct_dl(
     _check_grid_fits(grid, model.network)
     device = next(model.network.parameters()).device if device is None else resolve_device(device)
     source = sitk.Cast(image, sitk.sitkFloat32)
-    total_bq = float(values.sum()) * voxel_volume_ml(image)
+    total_Bq = float(values.sum()) * voxel_volume_ml(image)
     reference = grid.reference(_field_of_view_centre(image))
     _check_inside(values, reference, image, grid)
 
     report(0.0, "DL-PVC: resampling onto the network grid")
-    network_input = _with_total(resample_to(source, reference, "linear"), total_bq, "the network grid")
+    network_input = _with_total(resample_to(source, reference, "linear"), total_Bq, "the network grid")
     report(0.2, f"DL-PVC: running the network on {device}")
     corrected = _run_network(model.network.to(device), network_input, device)
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
-    output = _with_total(resample_to(corrected, source, "linear"), total_bq, "the SPECT grid")
+    output = _with_total(resample_to(corrected, source, "linear"), total_Bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
     provenance.stamp(output, _dl_provenance(model, grid, reference, device))
     report(1.0, "DL-PVC done")
@@ -272,7 +259,7 @@ def segment_rows(
     labels = sitk.GetArrayViewFromImage(labelmap)
     voxel_ml = voxel_volume_ml(before)
     statistics = [
-        metrics.segment_statistics(sitk.GetArrayViewFromImage(image), labels, names, voxel_ml)
+        segments.segment_statistics(sitk.GetArrayViewFromImage(image), labels, names, voxel_ml)
         for image in (before, after)
     ]
     return [
@@ -281,8 +268,8 @@ def segment_rows(
             "volume_ml": first["volume_ml"],
             "mean_before_Bq_per_mL": first["mean"],
             "mean_after_Bq_per_mL": second["mean"],
-            "activity_before_MBq": first["sum_times_volume"] / 1e6,
-            "activity_after_MBq": second["sum_times_volume"] / 1e6,
+            "activity_before_MBq": first["sum_times_volume"] / BQ_PER_MBQ,
+            "activity_after_MBq": second["sum_times_volume"] / BQ_PER_MBQ,
         }
         for first, second in zip(*statistics, strict=True)
     ]
@@ -323,15 +310,15 @@ def _check_inside(values: np.ndarray, reference: sitk.Image, image: sitk.Image, 
         )
 
 
-def _with_total(image: sitk.Image, total_bq: float, where: str) -> sitk.Image:
-    """``image`` (Bq/mL) scaled so that its total activity is ``total_bq``; float32."""
-    current = total_activity_bq(image)
+def _with_total(image: sitk.Image, total_Bq: float, where: str) -> sitk.Image:
+    """``image`` (Bq/mL) scaled so that its total activity is ``total_Bq``; float32."""
+    current = total_activity_Bq(image)
     if current <= 0:
         raise ValueError(
             f"image: no activity left after resampling onto {where}; its active structures are smaller than the "
             "voxel spacing"
         )
-    values = sitk.GetArrayFromImage(image).astype(np.float64) * (total_bq / current)
+    values = sitk.GetArrayFromImage(image).astype(np.float64) * (total_Bq / current)
     return image_from_array(values.astype(np.float32), image, unit=ACTIVITY_UNIT)
 
 

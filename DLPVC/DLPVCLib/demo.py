@@ -43,17 +43,12 @@ import numpy as np
 import SimpleITK as sitk
 
 import DosimetryCore
-from DLPVCLib.correction import (
-    DEFAULT_MODEL,
-    NetworkGrid,
-    correct_dl,
-    correct_iy,
-    load_dlpvc_model,
-    total_activity_bq,
-)
+from DLPVCLib.constants import DEFAULT_MODEL
+from DLPVCLib.correction import NetworkGrid, correct_dl, correct_iy, load_dlpvc_model, total_activity_Bq
 from DLPVCLib.dataset import simulate_pvc_case
 from DLPVCLib.evaluation import matched_filter_fwhm, system_fwhm_mm
 from DosimetryCore import io, phantoms
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_seed
@@ -167,7 +162,7 @@ def run_demo(
             "fwhm_source": "matched filter, osem_rr_noise_free",
             "regions": simulated["regions"],
         },
-        "total_activity_mbq": {name: total_activity_bq(image) / 1e6 for name, image in estimates.items()},
+        "total_activity_MBq": {name: total_activity_Bq(image) / BQ_PER_MBQ for name, image in estimates.items()},
     }
     step(0.9, "Writing metrics, figure and Slicer scene")
     paths = report.write_report(

@@ -46,7 +46,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.evaluation.table import METRICS, image_metrics
 from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.imaging.simulation import Acquisition
 from DosimetryCore.io.tables import write_csv
 
@@ -91,7 +91,7 @@ def case_metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def system_fwhm_mm(acquisition: Acquisition) -> float:
     """FWHM (mm) of the collimator-detector response at the radius of rotation (a source on the axis)."""
-    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
+    response = collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm)
     return float(response.fwhm_mm(acquisition.radius_mm))
 
 
@@ -282,7 +282,11 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
 
 
 def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
-    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means."""
+    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means.
+
+    The card names the dataset folder only (its manifest sha256 identifies the data), never the
+    path on the machine that evaluated it.
+    """
 
     def means(method: str) -> dict[str, float]:
         row = next(row for row in evaluation.table if row["method"] == method)
@@ -291,5 +295,5 @@ def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "metrics": means("DL-PVC"),
         "baselines": {"no PVC": means("None"), "IY-PVC": means("IY-PVC")},
-        "evaluation": evaluation.settings,
+        "evaluation": evaluation.settings | {"data": Path(evaluation.settings["data"]).name},
     }

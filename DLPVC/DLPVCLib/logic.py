@@ -13,15 +13,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from DLPVCLib.correction import (
-    DEFAULT_FWHM_MM,
-    DEFAULT_MODEL,
-    TABLE_UNITS,
-    correct_dl,
-    correct_iy,
-    load_dlpvc_model,
-    segment_rows,
-)
+from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
+from DLPVCLib.correction import TABLE_UNITS, correct_dl, correct_iy, load_dlpvc_model, segment_rows
 from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_activity_image

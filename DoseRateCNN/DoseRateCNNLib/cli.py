@@ -10,6 +10,7 @@ import argparse
 
 from DosimetryCore import io
 from DosimetryCore.core.device import resolve_device
+from DosimetryCore.core.provenance import stamp_command
 from DosimetryCore.core.volume import require_same_geometry
 from DosimetryCore.io.outputs import check_outputs
 
@@ -65,6 +66,8 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
         progress=terminal_progress(),
     )
     rows = dose.segment_table(result.image, labelmap) if labelmap is not None else []
+    inputs = {"activity": arguments.activity, "ct": arguments.ct, "seg": arguments.seg}
+    stamp_command(result.image, "deepdosimetry dose-rate", inputs)
     path = io.write_image(result.image, arguments.output)
     print(f"{path}: dose rate ({dose.DOSE_RATE_UNIT}) by {arguments.method}; zero outside the body outline of the CT")
     for warning in result.provenance.get("warnings", []):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
+from DoseRateCNNLib.constants import METHODS
 from DosimetryCore import dose
 from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
@@ -16,9 +17,6 @@ from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.core.volume import unit_of
 from DosimetryCore.io import mrml
-
-METHODS = ("vdk", "led", "mc")
-"""Dose-rate methods offered: voxel dose kernel + density scaling, local deposition, Monte Carlo."""
 
 DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
 

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
 from DosimetryCore.core.metadata import PROVENANCE_KEY
-from DosimetryCore.core.resources import ENVIRONMENT_VARIABLE, kernels_dir
+from DosimetryCore.core.resources import ENVIRONMENT_VARIABLE, kernel_cache_dir, kernels_dir
 from DosimetryCore.core.volume import image_from_array, unit_of
 from DosimetryCore.dose.kernels import KERNEL_UNIT
 
@@ -81,7 +81,8 @@ def test_kernel_command_writes_the_total_kernel(private_resources, tmp_path, cap
     assert provenance["parameters"]["photon_histories"] == 5000
     values = sitk.GetArrayFromImage(image)
     assert values[4, 4, 4] == values.max() > 0
-    assert len(list(private_resources.glob("Lu-177_kernel_4x4x3mm_*.npz"))) == 1  # cached
+    assert len(list(kernel_cache_dir().glob("Lu-177_kernel_4x4x3mm_*.npz"))) == 1  # cached, in the user cache
+    assert not list(private_resources.glob("Lu-177_kernel_4x4x3mm_*"))  # never in Resources/Kernels
     assert "mGy/(MBq*s)" in capsys.readouterr().out
 
 
@@ -120,7 +121,7 @@ def test_dose_rate_command_writes_image_and_table(case, tmp_path, method):
     with table.open() as stream:
         rows = list(csv.DictReader(stream))
     assert [row["segment"] for row in rows] == ["lesion", "kidney"]
-    assert float(rows[0]["mean [Gy/h]"]) > float(rows[1]["mean [Gy/h]"]) > 0
+    assert float(rows[0]["mean_Gy_per_h"]) > float(rows[1]["mean_Gy_per_h"]) > 0
 
 
 def test_dose_rate_command_refuses_bad_input_and_writes_nothing(case, tmp_path, capsys):

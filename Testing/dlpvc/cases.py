@@ -8,7 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from DLPVCLib import correction
+from DLPVCLib import constants
 from DLPVCLib.iterative_yang import psf_blur
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.volume import image_from_array
@@ -27,7 +27,7 @@ CARD_FIELDS = {
 
 
 def save_tiny_model(
-    folder: Path, name: str = correction.DEFAULT_MODEL, grid: dict | None = TINY_GRID, extra: dict | None = None
+    folder: Path, name: str = constants.DEFAULT_MODEL, grid: dict | None = TINY_GRID, extra: dict | None = None
 ) -> Path:
     """An untrained two-level R2U-Net DL-PVC model in ``folder``, trained on ``grid``, with ``extra`` card fields."""
     torch.manual_seed(0)

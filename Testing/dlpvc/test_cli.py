@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from dlpvc.cases import odd_image, save_tiny_model, sphere_case
 
 from DLPVCLib import cli as pvc_cli
-from DLPVCLib import correction
+from DLPVCLib import constants, correction
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
 from DosimetryCore.core.metadata import LABEL_NAMES_KEY, PROVENANCE_KEY
@@ -85,13 +85,13 @@ def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     corrected, original = io.read_image(out / "dl.nrrd"), io.read_image(spect)
     assert corrected.GetSize() == original.GetSize()
     np.testing.assert_allclose(corrected.GetDirection(), original.GetDirection(), atol=1e-12)
-    assert correction.total_activity_bq(corrected) == pytest.approx(correction.total_activity_bq(original), rel=1e-6)
+    assert correction.total_activity_Bq(corrected) == pytest.approx(correction.total_activity_Bq(original), rel=1e-6)
     provenance = json.loads(corrected.GetMetaData(PROVENANCE_KEY))
-    assert provenance["model_name"] == correction.DEFAULT_MODEL
+    assert provenance["model_name"] == constants.DEFAULT_MODEL
     assert provenance["model_limitations"] == ["untrained test network"]
     printed = capsys.readouterr()
     assert "DL-PVC, total activity" in printed.out
-    assert f"note ({correction.DEFAULT_MODEL} model card): untrained test network" in printed.err
+    assert f"note ({constants.DEFAULT_MODEL} model card): untrained test network" in printed.err
     assert sorted(path.name for path in out.iterdir()) == ["dl.nrrd"]
 
 

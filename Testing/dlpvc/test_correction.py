@@ -12,11 +12,11 @@ import SimpleITK as sitk
 import torch
 from dlpvc.cases import odd_image, save_tiny_model, sphere_case
 
-from DLPVCLib import correction
+from DLPVCLib import constants, correction
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import image_from_array
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.learning import models
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def test_iy_recovers_a_blurred_sphere_and_keeps_the_total_only_with_the_true_psf
     corrected = sitk.GetArrayFromImage(exact)
     assert before[sphere].mean() < 0.7 * 1000.0
     assert corrected[sphere].mean() == pytest.approx(1000.0, rel=0.02)
-    assert correction.total_activity_bq(exact) == pytest.approx(correction.total_activity_bq(image), rel=1e-3)
+    assert correction.total_activity_Bq(exact) == pytest.approx(correction.total_activity_Bq(image), rel=1e-3)
     assert reports[-1] == 1.0 and len(reports) == 11
     assert exact.GetMetaData(UNIT_KEY) == "Bq/mL"
     assert json.loads(exact.GetMetaData(PROVENANCE_KEY))["fwhm_mm"] == [12.0, 12.0, 12.0]
@@ -44,7 +44,7 @@ def test_iy_recovers_a_blurred_sphere_and_keeps_the_total_only_with_the_true_psf
     # Iterative Yang does not conserve activity: with an overestimated PSF it over-corrects and adds activity.
     wide = correction.correct_iy(image, labelmap, {1: "sphere"}, (16.0,) * 3)
     assert sitk.GetArrayFromImage(wide)[sphere].mean() > 1.2 * 1000.0
-    assert correction.total_activity_bq(wide) > 1.02 * correction.total_activity_bq(image)
+    assert correction.total_activity_Bq(wide) > 1.02 * correction.total_activity_Bq(image)
 
 
 def test_iy_refuses_a_labelmap_of_another_geometry_and_empty_names():
@@ -92,7 +92,7 @@ def test_dl_returns_the_input_geometry_and_exactly_its_total_activity(trained):
     assert output.GetSpacing() == image.GetSpacing()
     assert output.GetOrigin() == image.GetOrigin()
     assert output.GetDirection() == image.GetDirection()
-    assert correction.total_activity_bq(output) == pytest.approx(correction.total_activity_bq(image), rel=1e-6)
+    assert correction.total_activity_Bq(output) == pytest.approx(correction.total_activity_Bq(image), rel=1e-6)
     assert sitk.GetArrayViewFromImage(output).min() >= 0
     assert output.GetMetaData(UNIT_KEY) == "Bq/mL"
     provenance = json.loads(output.GetMetaData(PROVENANCE_KEY))
@@ -135,7 +135,7 @@ def test_dl_refuses_activity_outside_the_network_field_of_view(trained):
 
 def test_model_loading_is_hash_checked_and_a_missing_model_names_the_folder(tmp_path):
     folder = save_tiny_model(tmp_path)
-    assert correction.load_dlpvc_model(folder=tmp_path).name == correction.DEFAULT_MODEL
+    assert correction.load_dlpvc_model(folder=tmp_path).name == constants.DEFAULT_MODEL
     with pytest.raises(ValueError, match=rf"no model dlpvc-other in {tmp_path}; train one with `deepdosimetry train"):
         correction.load_dlpvc_model("dlpvc-other", folder=tmp_path)
     weights = folder / models.WEIGHTS_FILE
@@ -164,12 +164,9 @@ def test_segment_rows_compare_before_and_after():
 
 
 def test_default_fwhm_is_the_melp_system_resolution_and_the_panel_uses_it():
-    expected = float(collimator_response("SIEMENS-MELP").fwhm_mm(correction.DEFAULT_SOURCE_DISTANCE_MM))
-    assert correction.DEFAULT_FWHM_MM == pytest.approx(expected, abs=0.05)
+    expected = float(collimator_response("SIEMENS-MELP").fwhm_mm(constants.DEFAULT_SOURCE_DISTANCE_MM))
+    assert constants.DEFAULT_FWHM_MM == pytest.approx(expected, abs=0.05)
     module = ast.parse((REPOSITORY / "DLPVC" / "DLPVC.py").read_text())
-    constants = {
-        node.targets[0].id: node.value
-        for node in module.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    assert ast.literal_eval(constants["DEFAULT_FWHM_MM"]) == correction.DEFAULT_FWHM_MM
+    imports = [node for node in module.body if isinstance(node, ast.ImportFrom)]
+    imported = {(node.module, alias.name) for node in imports for alias in node.names}
+    assert ("DLPVCLib.constants", "DEFAULT_FWHM_MM") in imported

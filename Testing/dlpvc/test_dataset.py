@@ -59,9 +59,9 @@ def test_case_images_units_geometry_and_provenance(case):
     for stem in ("truth", *dataset.RECONSTRUCTIONS):
         assert case.images[stem].GetMetaData("deepdosimetry.unit") == "Bq/mL", stem
         assert case.images[stem].GetPixelID() == sitk.sitkFloat32
-    total_mbq = sitk.GetArrayFromImage(truth).sum(dtype=np.float64) * 19.2**3 / 1000 / 1e6
-    assert total_mbq == pytest.approx(case.provenance["total_activity_mbq"], rel=1e-4)
-    assert 300 <= case.provenance["total_activity_mbq"] <= 3000
+    total_MBq = sitk.GetArrayFromImage(truth).sum(dtype=np.float64) * 19.2**3 / 1000 / 1e6
+    assert total_MBq == pytest.approx(case.provenance["total_activity_MBq"], rel=1e-4)
+    assert 300 <= case.provenance["total_activity_MBq"] <= 3000
     assert case.provenance["seeds"]["spect_noise"] == simulation.noise_seeds(11)[1]
     body = sitk.GetArrayFromImage(case.images["ct"]) > -900
     assert 0.01 <= np.mean(sitk.GetArrayFromImage(truth)[body] > 0) <= 0.12  # active share of the body
@@ -113,7 +113,7 @@ def test_manifest_records_the_dataset(folder):
     manifest = dataset.read_manifest(folder)
     assert manifest["dataset_seed"] == SEED and manifest["n"] == N
     assert manifest["size"] == 32 and manifest["spacing_mm"] == 19.2 and manifest["acquisition"]["views"] == 12
-    assert manifest["total_activity_range_mbq"] == [300.0, 3000.0]
+    assert manifest["total_activity_range_MBq"] == [300.0, 3000.0]
     assert [case["id"] for case in manifest["cases"]] == [f"case_{i:05d}" for i in range(N)]
     assert [case["seed"] for case in manifest["cases"]] == dataset.case_seeds(SEED, N)
     assert [case["split"] for case in manifest["cases"]] == ["train", "val", "test", "test", "train"]

@@ -89,7 +89,7 @@ def test_the_torso_case_uses_organ_labels_and_keeps_the_total(tmp_path, monkeypa
     provenance = document["provenance"]
     assert provenance["case"] == "torso" and provenance["iy_pvc"]["regions"] == "organ and lesion labels"
     assert provenance["command"].startswith("deepdosimetry demo-pvc --case torso --seed 3")
-    totals = provenance["total_activity_mbq"]
+    totals = provenance["total_activity_MBq"]
     assert totals["DL-PVC"] == pytest.approx(totals["No PVC"], rel=1e-5)
     with (out / "metrics.csv").open() as stream:
         header = next(csv.reader(stream))

@@ -16,7 +16,7 @@ from DLPVCLib import dataset, evaluation
 from DLPVCLib.iterative_yang import psf_blur
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.cli import main as cli
-from DosimetryCore.imaging.projection import collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.learning import models
 from DosimetryCore.learning.training import seed_everything, train
 
@@ -135,6 +135,7 @@ def test_evaluate_pvc_command_with_a_registry_model_updates_its_card(monkeypatch
     assert set(card["metrics"]) == set(evaluation.METRICS)
     assert set(card["baselines"]) == {"no PVC", "IY-PVC"}
     assert card["evaluation"]["iy_fwhm_source"] == "given" and card["evaluation"]["iy_fwhm_mm"] == 20.0
+    assert "/" not in card["evaluation"]["data"]  # the folder name, not a machine path
     assert card["training_command"] == "test"
     models.load_model("dlpvc-tiny", DLPVCModel.from_config, device="cpu", folder=registry)  # still hash-valid
 

@@ -77,7 +77,7 @@ def test_dl_with_an_installed_model_keeps_the_total_activity(case, tmp_path):
     volume, table = logic.correct_volume(spect, "dl", models_folder=tmp_path, device="cpu")
     assert table is None and volume.GetName() == "SPECT DL-PVC"
     spect_image, corrected = mrml.image_from_volume_node(spect), mrml.image_from_volume_node(volume)
-    assert correction.total_activity_bq(corrected) == pytest.approx(correction.total_activity_bq(spect_image), rel=1e-6)
+    assert correction.total_activity_Bq(corrected) == pytest.approx(correction.total_activity_Bq(spect_image), rel=1e-6)
     provenance = json.loads(volume.GetAttribute("DeepDosimetry.Provenance"))
     assert provenance["model_sha256"] == correction.load_dlpvc_model(folder=tmp_path).card["weights_sha256"]
     _, table = logic.correct_volume(spect, "dl", segmentation, models_folder=tmp_path, device="cpu")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DLPVCLib import correction, dataset
+from DLPVCLib import constants, correction, dataset
 from DLPVCLib.evaluation import case_metrics
 from DosimetryCore.core.resources import models_dir
 from DosimetryCore.learning import models
 
-MODEL = correction.DEFAULT_MODEL
+MODEL = constants.DEFAULT_MODEL
 FRESH_DATASET_SEED = 91_000
 """Seeds the fresh cases: not the seed of the training data (2026) or of the held-out table (2027)."""
 FRESH_CASES = 3
@@ -36,8 +36,8 @@ def fresh(shipped):
             {
                 "None": case_metrics(sitk.GetArrayFromImage(spect), truth),
                 "DL-PVC": case_metrics(sitk.GetArrayFromImage(corrected), truth),
-                "total_before": correction.total_activity_bq(spect),
-                "total_after": correction.total_activity_bq(corrected),
+                "total_before": correction.total_activity_Bq(spect),
+                "total_after": correction.total_activity_Bq(corrected),
             }
         )
     return rows

@@ -14,6 +14,7 @@ import torch
 from scipy import stats
 
 from DosimetryCore.core.constants import ELECTRON_REST_ENERGY_MEV, MM_PER_CM
+from DosimetryCore.dose import directions, mc_dose_rate, photons
 from DosimetryCore.dose import montecarlo as mc
 from DosimetryCore.dose.kernels import voxel_kernel
 from DosimetryCore.dose.vdk import vdk_dose_rate
@@ -64,7 +65,7 @@ def klein_nishina_cdf(energy_MeV: float):
 @pytest.mark.parametrize("energy_MeV", [0.0559, 0.2084, 0.3213])
 def test_compton_scattered_energies_follow_klein_nishina(energy_MeV):
     energies = torch.full((200_000,), energy_MeV)
-    scattered, cos_theta = mc.sample_klein_nishina(energies, generator(7))
+    scattered, cos_theta = photons.sample_klein_nishina(energies, generator(7))
     eps = (scattered / energies).double().numpy()
     result = stats.kstest(eps, klein_nishina_cdf(energy_MeV))
     assert result.pvalue > 1e-3, result
@@ -74,7 +75,7 @@ def test_compton_scattered_energies_follow_klein_nishina(energy_MeV):
 
 
 def test_rayleigh_cosines_follow_thomson_distribution():
-    cosines = mc.sample_rayleigh_cosines(200_000, generator(3), CPU).double().numpy()
+    cosines = photons.sample_rayleigh_cosines(200_000, generator(3), CPU).double().numpy()
     result = stats.kstest(cosines, lambda mu: 3.0 / 8.0 * (mu + mu**3 / 3.0 + 4.0 / 3.0))
     assert result.pvalue > 1e-3, result
 
@@ -102,7 +103,7 @@ def test_uncollided_transmission_through_water_sphere_is_exp_minus_mu_r(energy_M
     tally = mc.transport_photons(
         medium,
         torch.full((photons, 3), centre),
-        mc.isotropic_directions(photons, gen, CPU),
+        directions.isotropic_directions(photons, gen, CPU),
         torch.full((photons,), energy_MeV),
         gen,
     )
@@ -118,7 +119,7 @@ def test_photon_energy_is_conserved_in_transport():
     energies = torch.full((20_000,), 0.2084)
     centre = medium.shape[0] * 0.5 / 2
     tally = mc.transport_photons(
-        medium, torch.full((20_000, 3), centre), mc.isotropic_directions(20_000, gen, CPU), energies, gen
+        medium, torch.full((20_000, 3), centre), directions.isotropic_directions(20_000, gen, CPU), energies, gen
     )
     total = float(tally.deposited_MeV.sum()) + tally.escaped_MeV
     assert total == pytest.approx(0.2084 * 20_000, rel=1e-6)
@@ -138,7 +139,7 @@ def heterogeneous_phantom() -> tuple[np.ndarray, np.ndarray]:
 
 def test_energy_bookkeeping_deposited_plus_escaped_equals_emitted():
     activity, hu = heterogeneous_phantom()
-    result = mc.simulate_dose_rate(
+    result = mc_dose_rate.simulate_dose_rate(
         activity, mc.medium_from_hu(hu, VOXEL_MM), photon_histories=50_000, batches=10, seed=3, device=CPU
     )
     energy = result.energy
@@ -157,7 +158,8 @@ def test_energy_bookkeeping_deposited_plus_escaped_equals_emitted():
 def test_same_seed_reproduces_and_other_seed_differs():
     activity, hu = heterogeneous_phantom()
     medium = mc.medium_from_hu(hu, VOXEL_MM)
-    runs = [mc.simulate_dose_rate(activity, medium, photon_histories=4_000, seed=s, device=CPU) for s in (1, 1, 2)]
+    simulate = mc_dose_rate.simulate_dose_rate
+    runs = [simulate(activity, medium, photon_histories=4_000, seed=s, device=CPU) for s in (1, 1, 2)]
     assert torch.equal(runs[0].dose_rate_Gy_per_h, runs[1].dose_rate_Gy_per_h)
     assert not torch.equal(runs[0].dose_rate_Gy_per_h, runs[2].dose_rate_Gy_per_h)
 
@@ -166,13 +168,13 @@ def test_bad_inputs_are_refused():
     activity, hu = heterogeneous_phantom()
     medium = mc.medium_from_hu(hu, VOXEL_MM)
     with pytest.raises(ValueError, match="activity"):
-        mc.simulate_dose_rate(-activity, medium, photon_histories=100, device=CPU)
+        mc_dose_rate.simulate_dose_rate(-activity, medium, photon_histories=100, device=CPU)
     with pytest.raises(ValueError, match="zero everywhere"):
-        mc.simulate_dose_rate(np.zeros_like(activity), medium, photon_histories=100, device=CPU)
+        mc_dose_rate.simulate_dose_rate(np.zeros_like(activity), medium, photon_histories=100, device=CPU)
     with pytest.raises(ValueError, match="shape"):
-        mc.simulate_dose_rate(activity[:-1], medium, photon_histories=100, device=CPU)
+        mc_dose_rate.simulate_dose_rate(activity[:-1], medium, photon_histories=100, device=CPU)
     with pytest.raises(ValueError, match="batches"):
-        mc.simulate_dose_rate(activity, medium, photon_histories=100, batches=1, device=CPU)
+        mc_dose_rate.simulate_dose_rate(activity, medium, photon_histories=100, batches=1, device=CPU)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def test_uniform_activity_centre_dose_rate_mc_and_vdk(kernel):
     photons = 50_000
     centre_cm = (n // 2 + torch.rand((photons, 3), generator=gen)) * VOXEL_MM[0] / MM_PER_CM
     energies = lines.sample(photons, gen, CPU)
-    tally = mc.transport_photons(medium, centre_cm, mc.isotropic_directions(photons, gen, CPU), energies, gen)
+    tally = mc.transport_photons(medium, centre_cm, directions.isotropic_directions(photons, gen, CPU), energies, gen)
     escape = tally.escaped_MeV / float(energies.double().sum())
     electrons = data.mean_energy_per_decay_MeV("beta") + data.mean_energy_per_decay_MeV("electron")
     photon_MeV = float(np.sum(lines.energies_MeV * lines.yields)) * (1 - escape) + lines.local_MeV_per_decay
@@ -217,7 +219,7 @@ def test_uniform_activity_centre_dose_rate_mc_and_vdk(kernel):
     assert 0.05 < escape < 0.3
 
     activity = np.full((n, n, n), activity_Bq_per_mL, dtype=np.float32)
-    result = mc.simulate_dose_rate(activity, medium, photon_histories=100_000, seed=5, device=CPU)
+    result = mc_dose_rate.simulate_dose_rate(activity, medium, photon_histories=100_000, seed=5, device=CPU)
     mc_centre = centre_mean(result.dose_rate_Gy_per_h, 4)
     vdk = vdk_dose_rate(activity, np.full(activity.shape, density, np.float32), kernel, VOXEL_MM, device=CPU)
     vdk_centre = centre_mean(vdk, 4)
@@ -234,7 +236,7 @@ def test_mc_and_vdk_agree_in_homogeneous_water(kernel):
     activity = np.full(shape, 1.0e4, dtype=np.float32)
     radius = np.sqrt(np.sum((np.indices(shape) - 32.0) ** 2, axis=0))
     activity[radius <= 8.5] = 1.0e5
-    result = mc.simulate_dose_rate(
+    result = mc_dose_rate.simulate_dose_rate(
         activity, mc.medium_from_hu(hu, VOXEL_MM), photon_histories=200_000, seed=9, device=CPU
     )
     vdk = vdk_dose_rate(activity, density_g_per_cm3_from_hu(hu), kernel, VOXEL_MM, device=CPU).numpy()
@@ -259,7 +261,7 @@ def test_lung_next_to_active_soft_tissue_vdk_variants(kernel):
     hu[:, :, :24] = LUNG_HU
     activity = np.zeros(shape, dtype=np.float32)
     activity[:, :, 24:] = 1.0e5
-    result = mc.simulate_dose_rate(
+    result = mc_dose_rate.simulate_dose_rate(
         activity, mc.medium_from_hu(hu, VOXEL_MM), photon_histories=200_000, seed=13, device=CPU
     )
     density = density_g_per_cm3_from_hu(hu)

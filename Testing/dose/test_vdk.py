@@ -241,7 +241,7 @@ def test_segment_table_and_csv(tmp_path):
     path = write_table_csv(rows, tmp_path / "table.csv")
     with path.open() as stream:
         header = next(csv.reader(stream))
-    assert header[:4] == ["segment", "label", "voxels", "volume_ml"] and "mean [Gy/h]" in header
+    assert header[:4] == ["segment", "label", "voxels", "volume_ml"] and "mean_Gy_per_h" in header
 
 
 def test_label_names_from_slicer_metadata_or_numbers():

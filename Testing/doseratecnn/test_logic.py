@@ -35,10 +35,10 @@ def case(scene):
     return scene, spect, ct, segmentation
 
 
-def _electron_gy_per_h(activity_bq_per_ml: float) -> float:
+def _electron_Gy_per_h(activity_Bq_per_mL: float) -> float:
     lutetium = load_nuclide("Lu-177")
     electron_MeV = lutetium.mean_energy_per_decay_MeV("beta") + lutetium.mean_energy_per_decay_MeV("electron")
-    return activity_bq_per_ml * electron_MeV * J_PER_MEV * SECONDS_PER_HOUR / (WATER_DENSITY_FROM_CT * 1e-3)
+    return activity_Bq_per_mL * electron_MeV * J_PER_MEV * SECONDS_PER_HOUR / (WATER_DENSITY_FROM_CT * 1e-3)
 
 
 def test_led_equals_the_local_electron_energy(case):
@@ -46,7 +46,7 @@ def test_led_equals_the_local_electron_energy(case):
     led, table = logic.dose_rate_map(spect, ct, "led")
     assert table is None
     values = slicer.util.arrayFromVolume(led)
-    assert values[12, 12, 12] == pytest.approx(_electron_gy_per_h(1e6), rel=1e-4)
+    assert values[12, 12, 12] == pytest.approx(_electron_Gy_per_h(1e6), rel=1e-4)
     assert values[0, 0, 0] == 0.0
     assert led.GetAttribute(mrml.UNIT_ATTRIBUTE) == "Gy/h"
     assert "led" in led.GetAttribute("DeepDosimetry.Provenance")
@@ -59,7 +59,7 @@ def test_vdk_adds_photon_dose_and_fills_the_table(case):
     vdk, table = logic.dose_rate_map(spect, ct, "vdk", segmentation, progress=lambda f, m: reports.append(f))
     centre = float(slicer.util.arrayFromVolume(vdk)[12, 12, 12])
     photon_MeV = load_nuclide("Lu-177").mean_energy_per_decay_MeV("photon")
-    electron = _electron_gy_per_h(1e6)
+    electron = _electron_Gy_per_h(1e6)
     # the 5.8 cm cube absorbs some, not all, of the photon energy at its centre
     assert electron < centre < electron * (1 + photon_MeV / 0.1479)
     rows = mrml.rows_from_table_node(table)
@@ -98,7 +98,7 @@ def test_ct_outside_its_field_is_air_and_must_cover_the_activity(case):
     covering = _ct_node(scene, 17, "covering CT")
     dose, _ = logic.dose_rate_map(spect, covering, "led")
     values = slicer.util.arrayFromVolume(dose)
-    assert values[12, 12, 12] == pytest.approx(_electron_gy_per_h(1e6), rel=1e-4) and values[0, 0, 0] == 0.0
+    assert values[12, 12, 12] == pytest.approx(_electron_Gy_per_h(1e6), rel=1e-4) and values[0, 0, 0] == 0.0
     nodes = scene.GetNumberOfNodes()
     with pytest.raises(ValueError, match="'small CT': does not cover the activity"):
         logic.dose_rate_map(spect, _ct_node(scene, 7, "small CT"), "led")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from DosimetryCore.evaluation import metrics
+from DosimetryCore.evaluation import metrics, segments
 
 # 2x2x2 truth 1..8 (z, y, x); the estimate differs only in the last voxel (8 -> 10).
 TRUTH = np.arange(1.0, 9.0).reshape(2, 2, 2)
@@ -83,7 +83,7 @@ def test_segment_mean_dose_errors_percent():
     labelmap = np.zeros(TRUTH.shape, dtype=np.uint8)
     labelmap[0] = 1
     labelmap[1] = 2
-    errors = metrics.segment_mean_dose_errors_percent(ESTIMATE, TRUTH, labelmap, {2: "kidney", 1: "liver"})
+    errors = segments.segment_mean_dose_errors_percent(ESTIMATE, TRUTH, labelmap, {2: "kidney", 1: "liver"})
     assert list(errors) == ["liver", "kidney"]
     assert errors["liver"] == 0.0
     assert errors["kidney"] == pytest.approx(100 * 0.5 / 6.5)
@@ -174,7 +174,7 @@ def test_torch_tensors_are_accepted():
 def test_segment_statistics_hand_computed():
     values = np.arange(1.0, 9.0).reshape(2, 2, 2)
     labelmap = np.array([[[0, 1], [1, 1]], [[2, 2], [2, 2]]], dtype=np.int16)
-    rows = metrics.segment_statistics(values, labelmap, {1: "lesion", 2: "kidney"}, voxel_volume_ml=0.5)
+    rows = segments.segment_statistics(values, labelmap, {1: "lesion", 2: "kidney"}, voxel_volume_ml=0.5)
     lesion, kidney = rows
     assert lesion == pytest.approx(
         {
@@ -200,7 +200,7 @@ def test_dose_volume_percents_on_ramp():
     rng = np.random.default_rng(3)
     ramp = rng.permutation(np.arange(1.0, 101.0)).reshape(4, 5, 5)  # 1..100 Gy, shuffled in space
     labelmap = np.ones(ramp.shape, dtype=np.uint8)
-    (row,) = metrics.segment_statistics(ramp, labelmap, {1: "ramp"}, 0.1, dose_volume_percents=(2, 50, 98, 100))
+    (row,) = segments.segment_statistics(ramp, labelmap, {1: "ramp"}, 0.1, dose_volume_percents=(2, 50, 98, 100))
     # D_x = minimum over the hottest x % (= ceil(x) of 100 voxels): the ceil(x)-th largest value
     assert (row["D2%"], row["D50%"], row["D98%"], row["D100%"]) == (99.0, 51.0, 3.0, 1.0)
     assert row["volume_ml"] == pytest.approx(10.0)
@@ -210,7 +210,7 @@ def test_dose_volume_percents_on_ramp():
 def test_dose_volume_percents_round_up_per_segment():
     values = np.array([[[1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0]]])
     labelmap = np.array([[[5, 5, 5, 7, 7, 7, 7]]])
-    rows = metrics.segment_statistics(values, labelmap, {5: "a", 7: "b"}, 1.0, dose_volume_percents=(33, 34, 50, 0.5))
+    rows = segments.segment_statistics(values, labelmap, {5: "a", 7: "b"}, 1.0, dose_volume_percents=(33, 34, 50, 0.5))
     a, b = rows
     # 3 voxels: 33 % -> 0.99 -> 1 voxel; 34 % -> 1.02 -> 2 voxels; 50 % -> 1.5 -> 2; 0.5 % -> 1
     assert (a["D33%"], a["D34%"], a["D50%"], a["D0.5%"]) == (3.0, 2.0, 2.0, 3.0)
@@ -221,7 +221,7 @@ def test_dose_volume_percents_round_up_per_segment():
 def test_segment_statistics_ignores_unnamed_labels_and_accepts_integral_float_labels():
     values = np.arange(1.0, 9.0).reshape(2, 2, 2)
     labelmap = np.array([[[-3, 1], [1, 1]], [[200, 200], [9, 9]]], dtype=np.float32)
-    (row,) = metrics.segment_statistics(values, labelmap, {1: "lesion"}, 1.0)
+    (row,) = segments.segment_statistics(values, labelmap, {1: "lesion"}, 1.0)
     assert row["voxels"] == 3 and row["mean"] == pytest.approx(3.0)
 
 
@@ -283,23 +283,23 @@ def test_segment_errors():
     values = np.arange(1.0, 9.0).reshape(2, 2, 2)
     labelmap = np.ones(values.shape, dtype=np.uint8)
     with pytest.raises(ValueError, match=r"segment\(s\) 'spleen' \(label 4\) have no voxels"):
-        metrics.segment_statistics(values, labelmap, {1: "liver", 4: "spleen"}, 1.0)
+        segments.segment_statistics(values, labelmap, {1: "liver", 4: "spleen"}, 1.0)
     with pytest.raises(ValueError, match="labelmap: shape"):
-        metrics.segment_statistics(values, labelmap[0], {1: "liver"}, 1.0)
+        segments.segment_statistics(values, labelmap[0], {1: "liver"}, 1.0)
     with pytest.raises(ValueError, match="labelmap: expected integer labels"):
-        metrics.segment_statistics(values, labelmap + 0.5, {1: "liver"}, 1.0)
+        segments.segment_statistics(values, labelmap + 0.5, {1: "liver"}, 1.0)
     with pytest.raises(ValueError, match="values: 1 voxel"):
-        metrics.segment_statistics(np.where(values == 2, np.nan, values), labelmap, {1: "liver"}, 1.0)
+        segments.segment_statistics(np.where(values == 2, np.nan, values), labelmap, {1: "liver"}, 1.0)
     with pytest.raises(ValueError, match="voxel_volume_ml"):
-        metrics.segment_statistics(values, labelmap, {1: "liver"}, 0.0)
+        segments.segment_statistics(values, labelmap, {1: "liver"}, 0.0)
     with pytest.raises(ValueError, match="names"):
-        metrics.segment_statistics(values, labelmap, {}, 1.0)
+        segments.segment_statistics(values, labelmap, {}, 1.0)
     with pytest.raises(ValueError, match="names: label '1'"):
-        metrics.segment_statistics(values, labelmap, {"1": "liver"}, 1.0)  # type: ignore[dict-item]
+        segments.segment_statistics(values, labelmap, {"1": "liver"}, 1.0)  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="dose_volume_percents"):
-        metrics.segment_statistics(values, labelmap, {1: "liver"}, 1.0, dose_volume_percents=(0,))
+        segments.segment_statistics(values, labelmap, {1: "liver"}, 1.0, dose_volume_percents=(0,))
     labelmap[1] = 2
     with pytest.raises(ValueError, match="names: segment names must be unique"):
-        metrics.segment_mean_dose_errors_percent(values, values, labelmap, {1: "kidney", 2: "kidney"})
+        segments.segment_mean_dose_errors_percent(values, values, labelmap, {1: "kidney", 2: "kidney"})
     with pytest.raises(ValueError, match=r"truth: mean is 0 in segment\(s\) 'b' \(label 2\)"):
-        metrics.segment_mean_dose_errors_percent(values, np.where(labelmap == 2, 0.0, 1.0), labelmap, {1: "a", 2: "b"})
+        segments.segment_mean_dose_errors_percent(values, np.where(labelmap == 2, 0.0, 1.0), labelmap, {1: "a", 2: "b"})

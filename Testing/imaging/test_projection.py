@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from DosimetryCore.imaging.projection import (
-    COLLIMATORS,
-    PlanarProjector,
-    SpectProjector,
-    collimator_response,
-    counts_per_bq_per_ml,
-    lead_mu_per_mm,
-    simulate_planar,
-)
+from DosimetryCore.imaging.collimators import COLLIMATORS, collimator_response, lead_mu_per_mm
+from DosimetryCore.imaging.projection import PlanarProjector, SpectProjector, counts_per_Bq_per_mL, simulate_planar
 
 MU_WATER_208KEV_PER_CM = 0.1355
 
@@ -51,7 +44,7 @@ def test_point_source_in_water_slab_anterior_posterior():
     mu = torch.zeros(shape)
     mu[:, 10:50, :] = MU_WATER_208KEV_PER_CM
     response = collimator_response("SIEMENS-MELP")
-    scale = counts_per_bq_per_ml(spacing, sensitivity_cps_per_mbq=10.0, time_s=600.0)
+    scale = counts_per_Bq_per_mL(spacing, sensitivity_cps_per_MBq=10.0, time_s=600.0)
     geometric_means = []
     for k in (14, 25, 31, 45):
         activity = torch.zeros(shape)
@@ -59,7 +52,7 @@ def test_point_source_in_water_slab_anterior_posterior():
         counts = simulate_planar(
             activity,
             spacing,
-            sensitivity_cps_per_mbq=10.0,
+            sensitivity_cps_per_MBq=10.0,
             acquisition_time_s=600.0,
             distance_mm=250.0,
             mu_per_cm=mu,
@@ -106,7 +99,7 @@ def test_collimator_response_formula():
     assert response.sigma_mm(0.0) == pytest.approx(math.hypot(melp.hole_diameter_mm, 3.8) / 2.3548, rel=1e-4)
     with pytest.raises(ValueError, match="collimator"):
         collimator_response("LEHR")
-    with pytest.raises(ValueError, match="energy_kev"):
+    with pytest.raises(ValueError, match="energy_keV"):
         lead_mu_per_mm(50.0)
 
 
@@ -158,7 +151,7 @@ def test_planar_counts_units_and_seeded_noise():
     shape, spacing = (15, 10, 15), (4.0, 4.0, 4.0)
     activity = torch.zeros(shape)
     activity[7, 5, 7] = 1e6 / (4.0**3 / 1000.0)  # Bq/mL in a 0.064 mL voxel
-    kwargs = {"sensitivity_cps_per_mbq": 10.0, "acquisition_time_s": 100.0, "distance_mm": 100.0}
+    kwargs = {"sensitivity_cps_per_MBq": 10.0, "acquisition_time_s": 100.0, "distance_mm": 100.0}
     expected = simulate_planar(activity, spacing, noise=False, **kwargs)
     assert expected.shape == (2, 15, 15)
     assert float(expected[0].sum()) == pytest.approx(1000.0, rel=1e-5)
@@ -177,9 +170,9 @@ def test_planar_counts_units_and_seeded_noise():
         (lambda: SpectProjector((8, 8, 8), (4.0, 4.0, 4.0), [0.0], -5.0), "radius_mm"),
         (lambda: SpectProjector((8, 8, 8), (4.0, 4.0, 4.0), [0.0], 100.0).forward(torch.ones(8, 8)), "image"),
         (lambda: SpectProjector((8, 8, 8), (4.0, 4.0, 4.0), [0.0], 100.0).back(torch.ones(2, 8, 8)), "projections"),
-        (lambda: simulate_planar(torch.ones(8, 8), (4.0, 4.0, 4.0), **_PLANAR), "activity_bq_per_ml"),
-        (lambda: simulate_planar(-torch.ones(4, 4, 4), (4.0, 4.0, 4.0), **_PLANAR), "activity_bq_per_ml"),
-        (lambda: simulate_planar(torch.full((4, 4, 4), math.nan), (4.0, 4.0, 4.0), **_PLANAR), "activity_bq_per_ml"),
+        (lambda: simulate_planar(torch.ones(8, 8), (4.0, 4.0, 4.0), **_PLANAR), "activity_Bq_per_mL"),
+        (lambda: simulate_planar(-torch.ones(4, 4, 4), (4.0, 4.0, 4.0), **_PLANAR), "activity_Bq_per_mL"),
+        (lambda: simulate_planar(torch.full((4, 4, 4), math.nan), (4.0, 4.0, 4.0), **_PLANAR), "activity_Bq_per_mL"),
         (lambda: simulate_planar(torch.ones(4, 4, 4), (4.0, -4.0, 4.0), **_PLANAR), "spacing_mm"),
         (
             lambda: simulate_planar(torch.ones(4, 4, 4), (4.0, 4.0, 4.0), **{**_PLANAR, "acquisition_time_s": 0.0}),
@@ -196,4 +189,4 @@ def test_bad_input_raises_value_error_naming_it(call, name):
         call()
 
 
-_PLANAR = {"sensitivity_cps_per_mbq": 10.0, "acquisition_time_s": 100.0, "distance_mm": 100.0}
+_PLANAR = {"sensitivity_cps_per_MBq": 10.0, "acquisition_time_s": 100.0, "distance_mm": 100.0}

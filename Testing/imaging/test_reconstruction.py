@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from DosimetryCore.core.progress import Cancelled
-from DosimetryCore.imaging.projection import SpectProjector, collimator_response
+from DosimetryCore.imaging.collimators import collimator_response
+from DosimetryCore.imaging.projection import SpectProjector
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 
 MU_WATER_208KEV_PER_CM = 0.1355
 SIZE, SPACING_MM, VIEWS = 64, 4.8, 60
-ACQUISITION = {"sensitivity_cps_per_mbq": 10.0, "time_per_view_s": 30.0}
+ACQUISITION = {"sensitivity_cps_per_MBq": 10.0, "time_per_view_s": 30.0}
 CONCENTRATION_BQ_PER_ML = 1000.0
 
 
@@ -127,7 +128,7 @@ def test_progress_reports_every_subset_and_can_cancel():
         ({"scatter": torch.ones(11, 16, 24)}, "scatter"),
         ({"subsets": 13}, "subsets"),
         ({"iterations": 0}, "iterations"),
-        ({"sensitivity_cps_per_mbq": 0.0}, "sensitivity_cps_per_mbq"),
+        ({"sensitivity_cps_per_MBq": 0.0}, "sensitivity_cps_per_MBq"),
         ({"time_per_view_s": -30.0}, "time_per_view_s"),
     ],
 )
@@ -140,10 +141,10 @@ def test_osem_bad_input_raises_value_error_naming_it(arguments, name):
 @pytest.mark.parametrize(
     ("activity", "name"),
     [
-        (torch.ones(16, 24), "activity_bq_per_ml"),
-        (torch.ones(16, 24, 23), "activity_bq_per_ml"),
-        (-torch.ones(16, 24, 24), "activity_bq_per_ml"),
-        (torch.full((16, 24, 24), math.nan), "activity_bq_per_ml"),
+        (torch.ones(16, 24), "activity_Bq_per_mL"),
+        (torch.ones(16, 24, 23), "activity_Bq_per_mL"),
+        (-torch.ones(16, 24, 24), "activity_Bq_per_mL"),
+        (torch.full((16, 24, 24), math.nan), "activity_Bq_per_mL"),
     ],
 )
 def test_simulation_bad_input_raises_value_error_naming_it(activity, name):

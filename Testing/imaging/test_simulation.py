@@ -75,10 +75,10 @@ def _point_in_air(size=33, spacing=8.0):
 
 def test_planar_counts_equal_activity_times_sensitivity_and_time_without_attenuation():
     activity, ct = _point_in_air()
-    acquisition = simulation.Acquisition(sensitivity_cps_per_mbq=10.0, planar_time_s=300.0)
+    acquisition = simulation.Acquisition(sensitivity_cps_per_MBq=10.0, planar_time_s=300.0)
     anterior, posterior = simulation.simulate_planar_images(activity, ct, acquisition, noise=False, device="cpu")
-    total_mbq = 1e6 * 0.512 / 1e6
-    expected = total_mbq * 10.0 * 300.0
+    total_MBq = 1e6 * 0.512 / 1e6
+    expected = total_MBq * 10.0 * 300.0
     assert sitk.GetArrayFromImage(anterior).sum() == pytest.approx(expected, rel=0.005)
     assert sitk.GetArrayFromImage(posterior).sum() == pytest.approx(expected, rel=0.005)
     assert anterior.GetSpacing() == (8.0, 8.0)

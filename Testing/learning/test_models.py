@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -122,3 +123,22 @@ def test_default_folder_is_the_resources_models_folder(tmp_path, monkeypatch, tr
     assert models.list_models() == ["dlpvc-test"]
     loaded, _ = models.load_model("dlpvc-test", DLPVCModel.from_config, device="cpu")
     assert isinstance(loaded, DLPVCModel)
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_shipped_model_cards_record_no_machine_paths():
+    cards = sorted(resources.models_dir().glob("*/model_card.json"))
+    assert cards
+    for path in cards:
+        absolute = [s for s in _strings(json.loads(path.read_text())) if re.match(r"^(/|~|[A-Za-z]:\\)", s)]
+        assert absolute == [], path

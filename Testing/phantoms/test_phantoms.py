@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import phantoms
-from DosimetryCore.core.metadata import PROVENANCE_KEY
+from DosimetryCore.core.metadata import LABEL_NAMES_KEY, PROVENANCE_KEY
 from DosimetryCore.core.volume import array_from_image, image_from_array, unit_of, voxel_volume_ml
 from DosimetryCore.phantoms import LABELS, Phantom, augment, make_torso, random_activity
 
@@ -21,7 +21,7 @@ HEAD_NECK = {"size": (48, 48, 64), "spacing_mm": 12.8, "salivary_glands": True} 
 
 @pytest.fixture(scope="module")
 def psma() -> Phantom:
-    return make_torso(**SMALL, seed=11, tracer="PSMA", n_lesions=6, total_activity_mbq=1234.5)
+    return make_torso(**SMALL, seed=11, tracer="PSMA", n_lesions=6, total_activity_MBq=1234.5)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def mean_activity(case: Phantom, *names: str) -> float:
     return float(activity[np.isin(labels, [LABELS[n] for n in names])].mean())
 
 
-def total_mbq(image: sitk.Image) -> float:
+def total_MBq(image: sitk.Image) -> float:
     return float(array_from_image(image).sum(dtype=np.float64)) * voxel_volume_ml(image) / 1e6
 
 
@@ -78,7 +78,7 @@ def test_geometry_types_units_and_provenance(psma):
     assert psma.labels.GetPixelID() == sitk.sitkUInt8
     assert unit_of(psma.activity) == "Bq/mL" and unit_of(psma.ct) == "HU"
     assert psma.provenance["seed"] == 11 and psma.provenance["parameters"]["tracer"] == "PSMA"
-    stored_names = json.loads(psma.labels.GetMetaData(phantoms.LABEL_NAMES_KEY))
+    stored_names = json.loads(psma.labels.GetMetaData(LABEL_NAMES_KEY))
     assert {int(k): v for k, v in stored_names.items()} == psma.label_names
 
 
@@ -145,7 +145,7 @@ def test_ct_numbers_per_tissue(psma):
 def test_activity_non_negative_and_total_as_requested(psma):
     _, labels, activity = arrays(psma)
     assert activity.min() >= 0 and np.all(activity[labels == 0] == 0)
-    assert total_mbq(psma.activity) == pytest.approx(1234.5, rel=1e-4)
+    assert total_MBq(psma.activity) == pytest.approx(1234.5, rel=1e-4)
     assert activity[labels == LABELS["body"]].min() > 0  # background everywhere in the body
 
 
@@ -192,8 +192,8 @@ def test_salivary_glands_in_head_neck_field_of_view(head_neck):
         ({"spacing_mm": -9.6}, "spacing_mm"),
         ({"spacing_mm": (9.6, 9.6)}, "spacing_mm"),
         ({"tracer": "FDG"}, "tracer"),
-        ({"total_activity_mbq": -100.0}, "total_activity_mbq"),
-        ({"total_activity_mbq": float("nan")}, "total_activity_mbq"),
+        ({"total_activity_MBq": -100.0}, "total_activity_MBq"),
+        ({"total_activity_MBq": float("nan")}, "total_activity_MBq"),
         ({"n_lesions": -1}, "n_lesions"),
         ({"lesion_diameter_mm": (50.0, 10.0)}, "lesion_diameter_mm"),
         ({"seed": -1}, "seed"),
@@ -215,13 +215,13 @@ def test_tracer_name_is_case_insensitive():
 
 
 def test_random_activity_reproducible_positive_and_scaled(psma):
-    options = {"total_activity_mbq": 2500.0, "active_fraction": (0.05, 0.1)}
+    options = {"total_activity_MBq": 2500.0, "active_fraction": (0.05, 0.1)}
     first = random_activity(psma, 7, **options)
     assert array_from_image(first).tobytes() == array_from_image(random_activity(psma, 7, **options)).tobytes()
     assert not np.array_equal(array_from_image(first), array_from_image(random_activity(psma, 8)))
     activity, body = array_from_image(first), array_from_image(psma.labels) > 0
     assert activity.min() >= 0 and np.all(activity[~body] == 0)
-    assert total_mbq(first) == pytest.approx(2500.0, rel=1e-4)
+    assert total_MBq(first) == pytest.approx(2500.0, rel=1e-4)
     assert unit_of(first) == "Bq/mL" and first.GetSpacing() == psma.labels.GetSpacing()
     record = json.loads(first.GetMetaData(PROVENANCE_KEY))
     assert record["seed"] == 7 and 0.05 <= record["target_active_fraction"] <= 0.1
@@ -235,16 +235,16 @@ def test_random_activity_reproducible_positive_and_scaled(psma):
 def test_random_activity_accepts_a_mask_image():
     mask = np.zeros((24, 32, 32), dtype=np.uint8)
     mask[4:20, 6:26, 4:28] = 1
-    image = random_activity(image_from_array(mask, spacing=(4.0, 4.0, 4.0)), 0, total_activity_mbq=100.0)
+    image = random_activity(image_from_array(mask, spacing=(4.0, 4.0, 4.0)), 0, total_activity_MBq=100.0)
     activity = array_from_image(image)
     assert np.all(activity[mask == 0] == 0) and activity.max() > 0
-    assert total_mbq(image) == pytest.approx(100.0, rel=1e-4)
+    assert total_MBq(image) == pytest.approx(100.0, rel=1e-4)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"total_activity_mbq": -1.0}, "total_activity_mbq"),
+        ({"total_activity_MBq": -1.0}, "total_activity_MBq"),
         ({"active_fraction": (0.0, 0.1)}, "active_fraction"),
         ({"active_fraction": (0.5, 1.5)}, "active_fraction"),
         ({"shape_diameter_mm": (50.0, 5.0)}, "shape_diameter_mm"),
@@ -289,7 +289,7 @@ def test_augment_rotation_moves_everything_together_and_keeps_activity(psma):
     moved = augment(psma, 5, uptake_scale=(1.0, 1.0), max_translation_mm=0.0)
     angles = moved.provenance["rotation_deg"]
     assert all(-5.0 <= a <= 5.0 for a in angles) and max(abs(a) for a in angles) > 0.5
-    assert total_mbq(moved.activity) == pytest.approx(total_mbq(psma.activity), rel=0.02)
+    assert total_MBq(moved.activity) == pytest.approx(total_MBq(psma.activity), rel=0.02)
     ct, labels, activity = arrays(moved)
     assert set(np.unique(labels)) <= set(np.unique(array_from_image(psma.labels)))
     assert volume_ml(moved, "liver") == pytest.approx(volume_ml(psma, "liver"), rel=0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from DosimetryCore import io
+from DosimetryCore.core.provenance import record
 from DosimetryCore.evaluation.report import write_report
 from DosimetryCore.io.labels import label_names, segment_names
 
@@ -18,8 +19,6 @@ def parse_method(spec: str) -> tuple[str, str]:
 
 
 def _run_report(arguments: argparse.Namespace) -> int:
-    import DosimetryCore
-
     methods: dict[str, str] = {}
     for spec in arguments.method:
         name, path = parse_method(spec)
@@ -30,13 +29,8 @@ def _run_report(arguments: argparse.Namespace) -> int:
     estimates = {name: io.read_image(path) for name, path in methods.items()}
     labelmap = io.read_image(arguments.labels) if arguments.labels else None
     names = segment_names(labelmap, label_names(labelmap)) if labelmap is not None else None
-    provenance = {
-        "command": "deepdosimetry report",
-        "version": DosimetryCore.__version__,
-        "truth": str(arguments.truth),
-        "methods": methods,
-        "labels": arguments.labels,
-    }
+    files = {"truth": arguments.truth, **methods} | ({"labels": arguments.labels} if arguments.labels else {})
+    provenance = record("deepdosimetry report", inputs=files, methods=methods, labels=arguments.labels)
     paths = write_report(arguments.out, truth, estimates, labelmap, names, provenance=provenance)
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return 0

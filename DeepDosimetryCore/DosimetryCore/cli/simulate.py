@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from DosimetryCore import io
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.imaging import simulation
-from DosimetryCore.imaging.projection import COLLIMATORS
+from DosimetryCore.imaging.collimators import COLLIMATORS
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.physics.ct import check_ct_hu
 
@@ -106,7 +106,7 @@ def _run_simulate_planar(arguments: argparse.Namespace) -> int:
         {"--out": output},
     )
     positive = {
-        "--sensitivity-cps-per-mbq": arguments.sensitivity_cps_per_mbq,
+        "--sensitivity-cps-per-mbq": arguments.sensitivity_cps_per_MBq,
         "--time-s": arguments.time_s,
         "--distance-mm": arguments.distance_mm,
     }
@@ -119,7 +119,7 @@ def _run_simulate_planar(arguments: argparse.Namespace) -> int:
     acquisition = replace(
         simulation.Acquisition(),
         collimator=arguments.collimator,
-        sensitivity_cps_per_mbq=arguments.sensitivity_cps_per_mbq,
+        sensitivity_cps_per_MBq=arguments.sensitivity_cps_per_MBq,
         planar_time_s=arguments.time_s,
         planar_distance_mm=arguments.distance_mm,
     )
@@ -163,7 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     planar.add_argument("--counts-noise", action="store_true", help="Poisson counts instead of expected counts")
     planar.add_argument("--seed", type=int, default=0, help="seed of the Poisson noise")
     planar.add_argument(
-        "--sensitivity-cps-per-mbq", type=float, default=simulation.Acquisition.sensitivity_cps_per_mbq,
+        "--sensitivity-cps-per-mbq", dest="sensitivity_cps_per_MBq", type=float,
+        default=simulation.Acquisition.sensitivity_cps_per_MBq,
         help="planar sensitivity of the camera in counts per second per MBq",
     )  # fmt: skip
     planar.add_argument(

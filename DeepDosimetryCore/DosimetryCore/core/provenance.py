@@ -79,3 +79,12 @@ def stamp(image: sitk.Image, provenance: Mapping[str, Any]) -> sitk.Image:
 def read(image: sitk.Image) -> dict[str, Any] | None:
     """The provenance record of ``image``, or None when it has none."""
     return json.loads(image.GetMetaData(PROVENANCE_KEY)) if image.HasMetaDataKey(PROVENANCE_KEY) else None
+
+
+def stamp_command(
+    image: sitk.Image, generator: str, inputs: Mapping[str, str | os.PathLike | None]
+) -> sitk.Image:
+    """Add the shared fields of :func:`record` (for command ``generator`` and its input files) to the
+    record ``image`` already carries (whose own fields win); returns ``image``."""
+    files = {role: path for role, path in inputs.items() if path}
+    return stamp(image, record(generator, inputs=files) | (read(image) or {}))

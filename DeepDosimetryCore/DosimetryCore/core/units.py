@@ -20,3 +20,10 @@ PERCENT = "%"
 
 RATIO = "1"
 """Unit of a dimensionless ratio."""
+
+
+def name_suffix(unit: str) -> str:
+    """The spelling of ``unit`` at the end of a name: ``"Gy/h"`` -> ``"Gy_per_h"``, ``"%"`` -> ``"percent"``."""
+    if unit == PERCENT:
+        return "percent"
+    return unit.replace("/", "_per_").replace("*", "_").replace("(", "").replace(")", "")

@@ -18,7 +18,8 @@ from .images import (
     write_table_csv,
 )
 from .kernels import KERNEL_UNIT, VoxelKernel, generate_kernel, kernel_image, voxel_kernel
-from .montecarlo import EnergyBalance, Medium, MonteCarloResult, medium_from_hu, simulate_dose_rate
+from .mc_dose_rate import EnergyBalance, MonteCarloResult, simulate_dose_rate
+from .montecarlo import Medium, medium_from_hu
 from .vdk import led_dose_rate, vdk_dose_rate
 
 __all__ = [

@@ -2,19 +2,23 @@
 
 An entry is found by the parameters that generated it: their canonical JSON is hashed into the file name,
 and the stored parameters are compared again on reading, so a changed engine version or seed never reuses a
-stale file.
+stale file. Entries are looked up among the shipped kernels (``Resources/Kernels``, read-only) and then in
+the per-user kernel cache (:func:`DosimetryCore.core.resources.kernel_cache_dir`); new entries are written
+only to the per-user cache, never into the installed or checked-out tree.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.resources import kernels_dir
+from ..core.resources import CACHE_ENVIRONMENT_VARIABLE, kernel_cache_dir, kernels_dir
 
 
 def entry_stem(prefix: str, parameters: dict[str, Any]) -> str:
@@ -23,29 +27,55 @@ def entry_stem(prefix: str, parameters: dict[str, Any]) -> str:
     return f"{prefix}_{digest}"
 
 
+def _lookup_folders() -> list[Path]:
+    """Shipped kernels first (when a resources folder exists), then the per-user cache."""
+    try:
+        shipped = [kernels_dir()]
+    except ValueError:
+        shipped = []
+    return [*shipped, kernel_cache_dir()]
+
+
 def load(
     stem: str, parameters: dict[str, Any], folder: Path | None = None
 ) -> tuple[dict[str, np.ndarray], dict] | None:
-    """(arrays, provenance) of the entry ``stem`` if it exists and was made with ``parameters``, else None."""
-    folder = kernels_dir() if folder is None else Path(folder)
-    arrays_path, record_path = folder / f"{stem}.npz", folder / f"{stem}.json"
-    if not (arrays_path.is_file() and record_path.is_file()):
-        return None
-    record = json.loads(record_path.read_text())
-    if record.get("parameters") != json.loads(json.dumps(parameters)):
-        return None
-    with np.load(arrays_path) as stored:
-        return {name: stored[name] for name in stored.files}, record
+    """(arrays, provenance) of the entry ``stem`` if it exists and was made with ``parameters``, else None.
+
+    ``folder`` None: the shipped kernels, then the per-user cache.
+    """
+    for candidate in _lookup_folders() if folder is None else [Path(folder)]:
+        arrays_path, record_path = candidate / f"{stem}.npz", candidate / f"{stem}.json"
+        if not (arrays_path.is_file() and record_path.is_file()):
+            continue
+        record = json.loads(record_path.read_text())
+        if record.get("parameters") != json.loads(json.dumps(parameters)):
+            continue
+        with np.load(arrays_path) as stored:
+            return {name: stored[name] for name in stored.files}, record
+    return None
 
 
 def save(stem: str, arrays: dict[str, np.ndarray], record: dict, folder: Path | None = None) -> Path | None:
-    """Write an entry (compressed float32 arrays + JSON record); return the .npz path, or None if not writable."""
-    folder = kernels_dir() if folder is None else Path(folder)
+    """Write an entry (compressed float32 arrays + JSON record); return the .npz path, or None if not writable.
+
+    ``folder`` None: the per-user kernel cache. Files are written under temporary names and renamed,
+    so a reader never sees half an entry. A folder that cannot be written is reported with a warning
+    naming it (the kernel is still returned to the caller, just not kept).
+    """
+    folder = kernel_cache_dir() if folder is None else Path(folder)
+    path = folder / f"{stem}.npz"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{stem}.npz"
-        np.savez_compressed(path, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
-        (folder / f"{stem}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    except OSError:
+        partial_arrays, partial_record = folder / f".{stem}.partial.npz", folder / f".{stem}.partial.json"
+        np.savez_compressed(partial_arrays, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
+        partial_record.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        os.replace(partial_arrays, path)
+        os.replace(partial_record, folder / f"{stem}.json")
+    except OSError as error:
+        warnings.warn(
+            f"kernel cache: cannot write {folder} ({error}); the kernel is not kept. "
+            f"Set {CACHE_ENVIRONMENT_VARIABLE} to a writable folder.",
+            stacklevel=2,
+        )
         return None
     return path

@@ -18,7 +18,7 @@ import torch
 
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
-from ..core.units import DOSE_RATE_UNIT
+from ..core.units import DOSE_RATE_UNIT, name_suffix
 from ..core.validation import activity_notes, check_finite_nonnegative
 from ..core.volume import (
     array_from_image,
@@ -30,13 +30,14 @@ from ..core.volume import (
     unit_of,
     voxel_volume_ml,
 )
-from ..evaluation.metrics import segment_statistics
+from ..evaluation.segments import segment_statistics
 from ..io.labels import label_names
 from ..io.tables import write_csv
 from ..physics.ct import body_mask, check_ct_hu
 from ..physics.tissue import density_g_per_cm3_from_hu
 from .kernels import VoxelKernel, voxel_kernel
-from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu, simulate_dose_rate
+from .mc_dose_rate import simulate_dose_rate
+from .montecarlo import DEFAULT_BATCHES, DEFAULT_PHOTON_HISTORIES, DEFAULT_SEED, medium_from_hu
 from .vdk import DENSITY_SCALINGS, led_dose_rate, local_deposition_MeV_per_decay, vdk_dose_rate
 
 METHODS = ("vdk", "led", "mc")
@@ -158,15 +159,18 @@ def compute_dose_rate(
         if kernel is None:
             kernel = voxel_kernel(spacing_zyx, nuclide=nuclide, device=device, progress=sub_progress(progress, 0, 0.9))
         dose = vdk_dose_rate(
-            activity_array, density, kernel, spacing_zyx, density_scaling=density_scaling, device=device
-        )
+            activity_array, density, kernel, spacing_zyx, density_scaling=density_scaling, device=device,
+            check_values=False,
+        )  # fmt: skip
         provenance = {
             "method": "vdk",
             "density_scaling": _SCALING_DESCRIPTIONS[density_scaling],
             "kernel": kernel.provenance,
         }
     elif method == "led":
-        dose = led_dose_rate(activity_array, density, nuclide=nuclide, include_photons=include_photons, device=device)
+        dose = led_dose_rate(
+            activity_array, density, nuclide=nuclide, include_photons=include_photons, device=device, check_values=False
+        )
         provenance = {
             "method": "led",
             "nuclide": nuclide,
@@ -232,7 +236,7 @@ def segment_table(
     dose_volume_percents: Sequence[float] = DEFAULT_DOSE_VOLUME_PERCENTS,
 ) -> list[dict[str, Any]]:
     """Per-segment dose-rate statistics (Gy/h): mean, std, min, max and D_x% (the minimum dose rate in the
-    hottest x % of the segment), via :func:`DosimetryCore.evaluation.metrics.segment_statistics`; one dict per segment
+    hottest x % of the segment), via :func:`DosimetryCore.evaluation.segments.segment_statistics`; one dict per segment
     with keys segment, label, voxels, volume_ml, mean, std, min, max, D<x>%.
 
     Args:
@@ -261,6 +265,7 @@ def segment_table(
 
 
 def write_table_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, unit: str = DOSE_RATE_UNIT) -> Path:
-    """Write :func:`segment_table` rows as CSV; value columns are headed ``<name> [unit]``."""
+    """Write :func:`segment_table` rows as CSV; value columns carry the unit in their name (``mean_Gy_per_h``)."""
     plain = {"segment", "label", "voxels", "volume_ml"}
-    return write_csv([{k if k in plain else f"{k} [{unit}]": v for k, v in row.items()} for row in rows], path)
+    suffix = name_suffix(unit)
+    return write_csv([{k if k in plain else f"{k}_{suffix}": v for k, v in row.items()} for row in rows], path)

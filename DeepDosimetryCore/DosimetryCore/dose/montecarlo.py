@@ -1,4 +1,4 @@
-"""Monte Carlo absorbed dose rate for 177Lu (and other beta-minus/photon emitters) on a CT voxel grid, in torch.
+"""Monte Carlo photon transport engine (Woodcock tracking, Klein-Nishina, Rayleigh) on CT voxel grids.
 
 Particles are processed as tensors (all photons of a batch at once); Python loops run only over transport
 steps, rejection rounds and batches, so the same code runs on CPU and CUDA (``device=``).
@@ -46,22 +46,17 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..core.constants import ELECTRON_REST_ENERGY_MEV, G_PER_KG, J_PER_MEV, MM_PER_CM, SECONDS_PER_HOUR
+from ..core.constants import MM_PER_CM
 from ..core.device import resolve_device
-from ..core.progress import ProgressCallback, no_progress
-from ..core.validation import check_finite_nonnegative
-from ..physics.nuclides import Nuclide, load_nuclide
-from ..physics.tissue import HU_MATERIALS, density_g_per_cm3_from_hu, mass_attenuation_cm2_per_g, material_index_from_hu
-from .convolution import fft_convolve
-from .directions import isotropic_directions, rotate_directions
-from .electrons import beta_point_kernel, beta_voxel_fractions
+from ..physics.nuclides import Nuclide
+from ..physics.tissue import HU_MATERIALS, density_g_per_cm3_from_hu, material_index_from_hu
+from .directions import rotate_directions
+from .photons import PhotonCrossSections, sample_klein_nishina, sample_rayleigh_cosines
 
 ENGINE_VERSION = "1.0"
 """Version of this Monte Carlo engine; part of the provenance of every result and cached kernel."""
@@ -74,8 +69,6 @@ DEFAULT_BATCHES = 10
 DEFAULT_SEED = 177
 ELECTRON_TRANSPORT_MODES = ("kernel", "local")
 
-_CROSS_SECTION_POINTS = 1024
-_KINDS = ("photo", "incoh", "coh")
 
 
 @dataclass(frozen=True)
@@ -165,98 +158,6 @@ def homogeneous_medium(
         (material,),
         (0, float(density_g_per_cm3)) if infinite else None,
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# interaction physics
-
-
-def sample_klein_nishina(energy_MeV: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scattered photon energy and scattering-angle cosine for Compton scattering on free electrons.
-
-    Kahn's rejection method for the Klein-Nishina cross-section, vectorised: every round draws three random
-    numbers for the photons not yet accepted (acceptance ~60-75 %).
-
-    Args:
-        energy_MeV: incident photon energies, float32, shape (n,).
-    Returns:
-        (scattered energies in MeV, cos theta), float32, shape (n,) each.
-    """
-    k = energy_MeV / ELECTRON_REST_ENERGY_MEV
-    ratio = torch.empty_like(energy_MeV)  # eta = E / E'
-    pending = torch.arange(len(energy_MeV), device=energy_MeV.device)
-    while len(pending):
-        kp = k[pending]
-        r1, r2, r3 = torch.rand((3, len(pending)), generator=generator, device=energy_MeV.device)
-        first_branch = r1 <= (1.0 + 2.0 * kp) / (9.0 + 2.0 * kp)
-        eta_first = 1.0 + 2.0 * kp * r2
-        eta_second = (1.0 + 2.0 * kp) / (1.0 + 2.0 * kp * r2)
-        cos_second = 1.0 - (eta_second - 1.0) / kp
-        accept = torch.where(
-            first_branch,
-            r3 <= 4.0 * (1.0 / eta_first - 1.0 / (eta_first * eta_first)),
-            r3 <= 0.5 * (cos_second * cos_second + 1.0 / eta_second),
-        )
-        eta = torch.where(first_branch, eta_first, eta_second)
-        ratio[pending[accept]] = eta[accept]
-        pending = pending[~accept]
-    cos_theta = torch.clamp(1.0 - (ratio - 1.0) / k, -1.0, 1.0)
-    return energy_MeV / ratio, cos_theta
-
-
-def sample_rayleigh_cosines(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """cos theta from the Thomson distribution p(mu) = 3/8 (1 + mu^2) on [-1, 1], form factor neglected.
-
-    Inverse of the cumulative 3/8 (mu + mu^3/3 + 4/3) = r: the real root of mu^3 + 3 mu + 4 - 8 r = 0,
-    mu = c - 1/c with c = cbrt(a + sqrt(a^2 + 1)), a = 4 r - 2 (Cardano). Returns float32, shape (n,).
-    """
-    a = 4.0 * torch.rand(n, generator=generator, device=device) - 2.0
-    c = torch.pow(a + torch.sqrt(a * a + 1.0), 1.0 / 3.0)
-    return torch.clamp(c - 1.0 / c, -1.0, 1.0)
-
-
-@functools.cache
-def _mass_coefficient_table(materials: tuple[str, ...], min_MeV: float, max_MeV: float) -> np.ndarray:
-    grid = np.geomspace(min_MeV, max_MeV, _CROSS_SECTION_POINTS)
-    table = np.stack([[mass_attenuation_cm2_per_g(m, grid, kind) for kind in _KINDS] for m in materials])
-    return np.ascontiguousarray(table.transpose(0, 2, 1))  # (material, energy, kind)
-
-
-class PhotonCrossSections:
-    """Mass coefficients (cm^2/g) of photoelectric, Compton and Rayleigh interactions per material.
-
-    Tabulated on a log-energy grid from ``min_energy_MeV`` to ``max_energy_MeV`` (1024 points) and linearly
-    interpolated in log energy; ``table`` has shape (n_materials, 1024, 3).
-    """
-
-    def __init__(self, materials: tuple[str, ...], min_energy_MeV: float, max_energy_MeV: float, device) -> None:
-        self.table = torch.as_tensor(
-            _mass_coefficient_table(tuple(materials), float(min_energy_MeV), float(max_energy_MeV)),
-            dtype=torch.float32,
-            device=device,
-        )
-        self.log_min = math.log(min_energy_MeV)
-        self.log_step = math.log(max_energy_MeV / min_energy_MeV) / (_CROSS_SECTION_POINTS - 1)
-
-    def _locate(self, energy_MeV: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        position = (torch.log(energy_MeV) - self.log_min) / self.log_step
-        index = torch.clamp(position.floor().long(), 0, _CROSS_SECTION_POINTS - 2)
-        return index, torch.clamp(position - index, 0.0, 1.0)
-
-    def mass_coefficients(self, material: torch.Tensor, energy_MeV: torch.Tensor) -> torch.Tensor:
-        """(photo, Compton, Rayleigh) mass coefficients in cm^2/g, shape (n, 3), for materials/energies (n,)."""
-        index, weight = self._locate(energy_MeV)
-        low, high = self.table[material, index], self.table[material, index + 1]
-        return low + (high - low) * weight[:, None]
-
-    def majorant_per_cm(self, max_density_per_material: torch.Tensor) -> torch.Tensor:
-        """Majorant linear attenuation (1/cm) per energy bin, shape (1023,), for the given maximum densities."""
-        total = self.table.sum(dim=2)
-        per_bin = torch.maximum(total[:, :-1], total[:, 1:]) * max_density_per_material[:, None]
-        return per_bin.max(dim=0).values * (1.0 + 1e-5)
-
-    def bin_of(self, energy_MeV: torch.Tensor) -> torch.Tensor:
-        return self._locate(energy_MeV)[0]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -445,250 +346,3 @@ def sample_decay_positions(
     index = torch.stack(torch.unravel_index(flat, activity.shape), dim=1).float()
     spacing_cm = torch.as_tensor(spacing_mm, dtype=torch.float32, device=activity.device) / MM_PER_CM
     return (index + torch.rand((n, 3), generator=generator, device=activity.device)) * spacing_cm
-
-
-# --------------------------------------------------------------------------------------------------------------
-# dose rate
-
-
-@dataclass(frozen=True)
-class EnergyBalance:
-    """Energy bookkeeping in MeV per decay (averaged over all decays of the activity map).
-
-    ``photon_*``: transported photons (emitted: as sampled); ``local_*``: energy released without photon
-    transport (decay electrons and photon lines below the cut-off; escaped: carried out of the grid by the
-    beta kernel). ``escaped`` includes energy deposited in an infinite medium beyond the grid.
-    ``nominal_emitted_MeV`` is the decay-data value; the sampled ``emitted_MeV`` differs by photon sampling noise.
-    """
-
-    nominal_emitted_MeV: float
-    photon_emitted_MeV: float
-    photon_deposited_MeV: float
-    photon_escaped_MeV: float
-    local_emitted_MeV: float
-    local_deposited_MeV: float
-    local_escaped_MeV: float
-
-    @property
-    def emitted_MeV(self) -> float:
-        return self.photon_emitted_MeV + self.local_emitted_MeV
-
-    @property
-    def deposited_MeV(self) -> float:
-        return self.photon_deposited_MeV + self.local_deposited_MeV
-
-    @property
-    def escaped_MeV(self) -> float:
-        return self.photon_escaped_MeV + self.local_escaped_MeV
-
-    def as_dict(self) -> dict[str, float]:
-        values = asdict(self)
-        values.update(emitted_MeV=self.emitted_MeV, deposited_MeV=self.deposited_MeV, escaped_MeV=self.escaped_MeV)
-        return values
-
-
-@dataclass(frozen=True)
-class MonteCarloResult:
-    """Monte Carlo dose rate and its bookkeeping.
-
-    Attributes:
-        dose_rate_Gy_per_h: absorbed dose rate at the time of the activity map, float32 tensor (z, y, x).
-        relative_uncertainty: relative standard error (1 sd, fraction) of the dose rate per voxel, from the
-            batches; 0 where the dose rate is 0. float32 tensor (z, y, x).
-        energy: energy bookkeeping per decay.
-        total_activity_Bq: activity in the map.
-        photon_histories, batches, seed, photon_cutoff_MeV, electron_transport: the run's settings.
-        nuclide, nuclide_source: decay data used; seconds: wall time.
-    """
-
-    dose_rate_Gy_per_h: torch.Tensor
-    relative_uncertainty: torch.Tensor
-    energy: EnergyBalance
-    total_activity_Bq: float
-    photon_histories: int
-    batches: int
-    seed: int
-    photon_cutoff_MeV: float
-    electron_transport: str
-    nuclide: str
-    nuclide_source: str
-    seconds: float
-
-    def provenance(self) -> dict[str, Any]:
-        """JSON-serialisable description of the run (for image metadata)."""
-        return {
-            "method": "mc",
-            "engine": f"DosimetryCore.dose.montecarlo {ENGINE_VERSION}",
-            "nuclide": self.nuclide,
-            "nuclide_source": self.nuclide_source,
-            "photon_histories": self.photon_histories,
-            "batches": self.batches,
-            "seed": self.seed,
-            "photon_cutoff_MeV": self.photon_cutoff_MeV,
-            "electron_transport": self.electron_transport,
-            "total_activity_Bq": self.total_activity_Bq,
-            "energy_MeV_per_decay": self.energy.as_dict(),
-            "seconds": round(self.seconds, 2),
-        }
-
-
-def simulate_dose_rate(
-    activity_Bq_per_mL: np.ndarray | torch.Tensor,
-    medium: Medium,
-    *,
-    nuclide: str = "Lu-177",
-    photon_histories: int = DEFAULT_PHOTON_HISTORIES,
-    batches: int = DEFAULT_BATCHES,
-    seed: int = DEFAULT_SEED,
-    photon_cutoff_MeV: float = PHOTON_CUTOFF_MEV,
-    electron_transport: str = "kernel",
-    device: str | torch.device | None = None,
-    progress: ProgressCallback | None = None,
-) -> MonteCarloResult:
-    """Absorbed dose rate (Gy/h) of an activity map in a voxelised medium, by Monte Carlo (see module docstring).
-
-    Args:
-        activity_Bq_per_mL: activity concentration, shape (z, y, x) equal to the medium's, finite, >= 0, not all 0.
-        medium: materials and densities (e.g. :func:`medium_from_hu`).
-        nuclide: nuclide name.
-        photon_histories: photon histories in total (rounded up to a multiple of ``batches``).
-        batches: independent batches for the uncertainty (>= 2).
-        seed: seed of the torch generator; the same seed on the same device reproduces the result exactly.
-        photon_cutoff_MeV: photon emission and transport cut-off.
-        electron_transport: ``"kernel"`` or ``"local"`` (see module docstring).
-        device: torch device (None: cuda when available).
-        progress: ``progress(fraction, message)`` callback, called after every batch.
-    """
-    started = time.perf_counter()
-    device = resolve_device(device)
-    progress = progress or no_progress
-    _check_settings(photon_histories, batches, electron_transport)
-    medium = medium.to(device)
-    activity = _checked_activity(activity_Bq_per_mL, medium.shape, device)
-    decays_per_voxel = activity * medium.voxel_volume_ml  # Bq
-    total_Bq = float(decays_per_voxel.sum())
-    if total_Bq <= 0:
-        raise ValueError("activity: the activity map is zero everywhere; there is nothing to simulate")
-    data = load_nuclide(nuclide)
-    lines = PhotonLines.of(data, photon_cutoff_MeV)
-    per_batch = -(-photon_histories // batches)
-    photon_MeV_per_history, variance, photon_summary = _photon_batches(
-        decays_per_voxel, medium, lines, per_batch, batches, seed, photon_cutoff_MeV, progress
-    )
-    local_MeV_per_decay = data.mean_energy_per_decay_MeV("beta") + data.mean_energy_per_decay_MeV("electron")
-    local_MeV_per_decay += lines.local_MeV_per_decay
-    electron_MeV_per_s = _electron_energy(decays_per_voxel * local_MeV_per_decay, medium, data.name, electron_transport)
-    photon_scale = lines.photons_per_decay * total_Bq  # photons emitted per second: x MeV per history = MeV/s
-    energy_MeV_per_s = photon_MeV_per_history * photon_scale + electron_MeV_per_s
-    mass_kg = (medium.density_g_per_cm3.double() * medium.voxel_volume_ml) / G_PER_KG
-    to_Gy_per_h = torch.where(mass_kg > 0, J_PER_MEV * SECONDS_PER_HOUR / mass_kg, torch.zeros_like(mass_kg))
-    dose = energy_MeV_per_s * to_Gy_per_h
-    sigma = torch.sqrt(torch.clamp(variance, min=0.0)) * photon_scale
-    relative = torch.where(energy_MeV_per_s > 0, sigma / energy_MeV_per_s, torch.zeros_like(sigma))
-    local_deposited = float(electron_MeV_per_s.sum()) / total_Bq
-    balance = EnergyBalance(
-        nominal_emitted_MeV=data.mean_energy_per_decay_MeV("total"),
-        photon_emitted_MeV=photon_summary["emitted"] * lines.photons_per_decay,
-        photon_deposited_MeV=float(photon_MeV_per_history.sum()) * lines.photons_per_decay,
-        photon_escaped_MeV=photon_summary["escaped"] * lines.photons_per_decay,
-        local_emitted_MeV=local_MeV_per_decay,
-        local_deposited_MeV=local_deposited,
-        local_escaped_MeV=local_MeV_per_decay - local_deposited,
-    )
-    return MonteCarloResult(
-        dose_rate_Gy_per_h=dose.float(),
-        relative_uncertainty=relative.float(),
-        energy=balance,
-        total_activity_Bq=total_Bq,
-        photon_histories=per_batch * batches,
-        batches=batches,
-        seed=seed,
-        photon_cutoff_MeV=photon_cutoff_MeV,
-        electron_transport=electron_transport,
-        nuclide=data.name,
-        nuclide_source=data.source,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def _check_settings(photon_histories: int, batches: int, electron_transport: str) -> None:
-    if int(batches) < 2:
-        raise ValueError(f"batches: at least 2 are needed for an uncertainty, got {batches}")
-    if int(photon_histories) < int(batches):
-        raise ValueError(f"photon_histories: need at least one per batch, got {photon_histories} for {batches}")
-    if electron_transport not in ELECTRON_TRANSPORT_MODES:
-        raise ValueError(
-            f"electron_transport: {electron_transport!r} is not one of {', '.join(ELECTRON_TRANSPORT_MODES)}"
-        )
-
-
-def _checked_activity(activity, shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-    tensor = activity if isinstance(activity, torch.Tensor) else torch.as_tensor(np.asarray(activity))
-    tensor = tensor.to(device=device, dtype=torch.float64)
-    if tuple(tensor.shape) != tuple(shape):
-        raise ValueError(f"activity: shape {tuple(tensor.shape)} differs from the medium's {tuple(shape)}")
-    check_finite_nonnegative(tensor, "activity")
-    return tensor
-
-
-def _photon_batches(
-    decays_per_voxel: torch.Tensor,
-    medium: Medium,
-    lines: PhotonLines,
-    per_batch: int,
-    batches: int,
-    seed: int,
-    cutoff_MeV: float,
-    progress: ProgressCallback,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """Run the photon batches: (mean MeV per history per voxel, variance of that mean, per-history summary)."""
-    device = decays_per_voxel.device
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    cross_sections = PhotonCrossSections(medium.materials, cutoff_MeV, float(lines.energies_MeV.max()), device)
-    sum_1 = torch.zeros(decays_per_voxel.numel(), dtype=torch.float64, device=device)
-    sum_2 = torch.zeros_like(sum_1)
-    emitted = escaped = 0.0
-    for batch in range(batches):
-        position = sample_decay_positions(decays_per_voxel, medium.spacing_mm, per_batch, generator)
-        energy = lines.sample(per_batch, generator, device)
-        emitted += float(energy.double().sum())
-        tally = transport_photons(
-            medium,
-            position,
-            isotropic_directions(per_batch, generator, device),
-            energy,
-            generator,
-            cutoff_MeV=cutoff_MeV,
-            cross_sections=cross_sections,
-        )
-        escaped += tally.escaped_MeV + tally.surrounding_MeV
-        per_history = tally.deposited_MeV / per_batch
-        sum_1 += per_history
-        sum_2 += per_history * per_history
-        progress((batch + 1) / batches, f"Monte Carlo batch {batch + 1}/{batches}")
-    mean = sum_1 / batches
-    variance = (sum_2 / batches - mean * mean) / (batches - 1)
-    histories = per_batch * batches
-    summary = {"emitted": emitted / histories, "escaped": escaped / histories}
-    return mean.reshape(medium.shape), variance.reshape(medium.shape), summary
-
-
-def _electron_energy(released_MeV_per_s: torch.Tensor, medium: Medium, nuclide: str, mode: str) -> torch.Tensor:
-    """Where the energy released as electrons (MeV/s per voxel, shape (z, y, x)) is deposited (MeV/s per voxel)."""
-    if mode == "local":
-        return released_MeV_per_s
-    radial = beta_point_kernel(nuclide)
-    deposited = torch.zeros_like(released_MeV_per_s)
-    for index, name in enumerate(medium.materials):
-        source = torch.where(medium.material_index == index, released_MeV_per_s, torch.zeros_like(released_MeV_per_s))
-        total = float(source.sum())
-        if total <= 0:
-            continue
-        density = float((source * medium.density_g_per_cm3).sum()) / total
-        if name == "air" or density <= 0:
-            deposited += source
-            continue
-        fractions = beta_voxel_fractions(radial, medium.spacing_mm, density)
-        kernel = torch.as_tensor(fractions, dtype=torch.float32, device=source.device)
-        deposited += torch.clamp(fft_convolve(source.float(), kernel), min=0.0).double()
-    return deposited

@@ -46,18 +46,26 @@ def _tensor(values: ArrayLike, name: str, device: torch.device) -> torch.Tensor:
     tensor = tensor.to(device=device, dtype=torch.float32)
     if tensor.ndim != 3:
         raise ValueError(f"{name}: expected a 3D array (z, y, x), got shape {tuple(tensor.shape)}")
-    check_finite(tensor, name)
     return tensor
 
 
-def _checked_inputs(activity: ArrayLike, density: ArrayLike, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(
+    activity: ArrayLike, density: ArrayLike, device, check_values: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activity and density as float32 tensors (z, y, x) on ``device``.
+
+    ``check_values``: refuse NaN, infinite or negative activity and density <= 0; the image entry
+    point :func:`DosimetryCore.dose.compute_dose_rate`, which has checked its images, passes False.
+    """
     device = resolve_device(device)
     activity_t, density_t = _tensor(activity, "activity", device), _tensor(density, "density", device)
     if activity_t.shape != density_t.shape:
         raise ValueError(f"activity, density: shapes differ: {tuple(activity_t.shape)} vs {tuple(density_t.shape)}")
-    check_finite_nonnegative(activity_t, "activity")
-    if bool((density_t <= 0).any()):
-        raise ValueError("density: must be > 0 everywhere")
+    if check_values:
+        check_finite_nonnegative(activity_t, "activity")
+        check_finite(density_t, "density")
+        if bool((density_t <= 0).any()):
+            raise ValueError("density: must be > 0 everywhere")
     return activity_t, density_t
 
 
@@ -69,6 +77,7 @@ def vdk_dose_rate(
     *,
     density_scaling: str = "electrons",
     device: str | torch.device | None = None,
+    check_values: bool = True,
 ) -> torch.Tensor:
     """Absorbed dose rate (Gy/h) by kernel convolution with density scaling (see the module docstring).
 
@@ -79,6 +88,7 @@ def vdk_dose_rate(
         spacing_mm: voxel size (z, y, x) in mm; must match the kernel's.
         density_scaling: one of :data:`DENSITY_SCALINGS`.
         device: torch device (None: cuda when available).
+        check_values: check the values (False only for inputs a caller has checked).
     Returns:
         float32 tensor (z, y, x) on ``device``.
     """
@@ -86,7 +96,7 @@ def vdk_dose_rate(
         raise ValueError(f"density_scaling: {density_scaling!r} is not one of {', '.join(DENSITY_SCALINGS)}")
     if not np.allclose(kernel.spacing_mm, spacing_mm, rtol=1e-3, atol=1e-4):
         raise ValueError(f"kernel: made for voxels of {kernel.spacing_mm} mm, the activity has {tuple(spacing_mm)} mm")
-    activity, density = _checked_inputs(activity_Bq_per_mL, density_g_per_cm3, device)
+    activity, density = _inputs(activity_Bq_per_mL, density_g_per_cm3, device, check_values)
     voxel_ml = math.prod(spacing_mm) / MM_PER_CM**3
     activity_MBq = activity * (voxel_ml / BQ_PER_MBQ)
     to_Gy_per_h = SECONDS_PER_HOUR / MGY_PER_GY
@@ -116,6 +126,7 @@ def led_dose_rate(
     nuclide: str = "Lu-177",
     include_photons: bool = False,
     device: str | torch.device | None = None,
+    check_values: bool = True,
 ) -> torch.Tensor:
     """Absorbed dose rate (Gy/h) by local energy deposition: A [Bq/mL] x E [J] / density [kg/mL] x 3600.
 
@@ -125,9 +136,10 @@ def led_dose_rate(
         nuclide: nuclide name.
         include_photons: also deposit the photon energy (see module docstring).
         device: torch device.
+        check_values: check the values (False only for inputs a caller has checked).
     Returns:
         float32 tensor (z, y, x).
     """
-    activity, density = _checked_inputs(activity_Bq_per_mL, density_g_per_cm3, device)
+    activity, density = _inputs(activity_Bq_per_mL, density_g_per_cm3, device, check_values)
     joule_per_decay = local_deposition_MeV_per_decay(nuclide, include_photons) * J_PER_MEV
     return activity * (joule_per_decay * SECONDS_PER_HOUR * G_PER_KG) / density

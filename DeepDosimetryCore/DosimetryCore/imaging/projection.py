@@ -39,7 +39,7 @@ Geometry and conventions
   is the sum of ``mu * step`` over the planes in front of it plus half of its own plane.
 - Values: the projector is linear and unit-free: a voxel of value ``a`` contributes ``a`` times its
   attenuation factor to the detector, spread by the collimator response (which has unit sum).
-  :func:`counts_per_bq_per_ml` gives the factor turning Bq/mL into expected counts.
+  :func:`counts_per_Bq_per_mL` gives the factor turning Bq/mL into expected counts.
 
 Implementation: the rotations are sparse matrices (bilinear weights) applied to the volume laid out as
 ``(y * x, z)``, so one sparse product rotates every z slice; the attenuation weights and the rotations
@@ -48,17 +48,7 @@ and ``A_d`` the (Toeplitz) lateral and axial Gaussian matrices of its distance, 
 is folded into one matrix product ``[K_0 ... K_n] [P_0 A_0; ...; P_n A_n]``. This is exact linear
 convolution truncated at the detector edges (no wrap-around, no padding) and its transpose, the back
 projector, costs the same.
-
-Collimator-detector response
-----------------------------
-Geometric resolution of a parallel-hole collimator (Cherry, Sorenson & Phelps, *Physics in Nuclear
-Medicine*, 4th ed., 2012, ch. 14, parallel-hole collimator performance):
-``R_g = D * (L_eff + d) / L_eff`` (FWHM), with hole diameter ``D``, distance ``d`` from the collimator
-face, and effective hole length ``L_eff = L - 2 / mu_Pb`` (``mu_Pb``: linear attenuation coefficient of
-lead at the photon energy). The system resolution adds the intrinsic resolution ``R_i`` in quadrature,
-``R_s = sqrt(R_g^2 + R_i^2)``. With ``sigma = FWHM / 2.3548``:
-``sigma(d) = sqrt((a d + b)^2 + c^2)``, ``a = D / (2.3548 L_eff)``, ``b = D / 2.3548``,
-``c = R_i / 2.3548``. Septal penetration and collimator scatter are not modelled.
+The collimator-detector response is :mod:`DosimetryCore.imaging.collimators`'s.
 """
 
 from __future__ import annotations
@@ -67,134 +57,26 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.validation import check_finite_nonnegative, check_spacing
-
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-"""FWHM of a Gaussian in units of its standard deviation (2.3548)."""
-
-LEAD_DENSITY_G_PER_CM3 = 11.35
-"""Density of lead (g/cm^3)."""
-
-LU177_PHOTOPEAK_KEV = 208.4
-"""Main imaging photopeak of 177Lu (keV)."""
-
-# Mass attenuation coefficient of lead (total, with coherent scattering), cm^2/g, from NIST XCOM
-# (Berger et al., XCOM: Photon Cross Sections Database, NIST Standard Reference Database 8), as
-# tabulated in Hubbell & Seltzer, NIST X-Ray Mass Attenuation Coefficients (NISTIR 5632).
-_LEAD_MASS_ATTENUATION = (
-    (100.0, 5.549),
-    (150.0, 2.014),
-    (200.0, 0.9985),
-    (300.0, 0.4031),
-    (400.0, 0.2323),
-    (500.0, 0.1614),
-)
+from DosimetryCore.imaging.collimators import DetectorResponse
 
 
-@dataclass(frozen=True)
-class Collimator:
-    """Parallel-hole collimator geometry (mm), from the vendor's data sheet.
-
-    ``septal_thickness_mm`` documents the preset; the Gaussian response model uses only the hole
-    diameter and length (septal penetration is not modelled).
-    """
-
-    name: str
-    hole_diameter_mm: float
-    septal_thickness_mm: float
-    hole_length_mm: float
-
-
-COLLIMATORS: dict[str, Collimator] = {
-    # Siemens Symbia / Intevo medium-energy low-penetration (MELP): hexagonal holes 2.94 mm
-    # (flat to flat), septa 1.14 mm, length 40.64 mm (Siemens Symbia collimator specifications; same
-    # values as SIMIND's collimator table entry SY-ME and OpenGATE's Intevo MELP model).
-    "SIEMENS-MELP": Collimator("Siemens MELP", 2.94, 1.14, 40.64),
-    # GE Infinia / Discovery NM/CT 670 medium-energy general-purpose (MEGP): hexagonal holes 3.0 mm,
-    # septa 1.05 mm, length 58 mm (GE collimator specifications; SIMIND's collimator table entry GI-MEGP).
-    "GE-MEGP": Collimator("GE MEGP", 3.0, 1.05, 58.0),
-}
-"""Collimator presets by name."""
-
-
-def lead_mu_per_mm(energy_kev: float) -> float:
-    """Linear attenuation coefficient of lead (1/mm) at ``energy_kev`` (100-500 keV).
-
-    Log-log interpolation of the NIST XCOM mass attenuation coefficients (total, with coherent
-    scattering) times the density of lead, 11.35 g/cm^3.
-    """
-    energies, values = zip(*_LEAD_MASS_ATTENUATION, strict=True)
-    if not energies[0] <= energy_kev <= energies[-1]:
-        raise ValueError(f"energy_kev: expected {energies[0]:g} to {energies[-1]:g} keV, got {energy_kev}")
-    mass = math.exp(float(np.interp(math.log(energy_kev), np.log(energies), np.log(values))))
-    return mass * LEAD_DENSITY_G_PER_CM3 / 10.0
-
-
-@dataclass(frozen=True)
-class DetectorResponse:
-    """Gaussian collimator-detector response ``sigma(d) = sqrt((slope * d + intercept)^2 + intrinsic^2)``.
-
-    ``d`` is the distance (mm) from the collimator face; sigma in mm.
-    """
-
-    slope: float
-    intercept_mm: float
-    intrinsic_sigma_mm: float
-
-    def sigma_mm(self, distance_mm: torch.Tensor | float) -> torch.Tensor | float:
-        """Standard deviation (mm) of the response at ``distance_mm`` from the collimator face."""
-        geometric = self.slope * distance_mm + self.intercept_mm
-        return (geometric * geometric + self.intrinsic_sigma_mm**2) ** 0.5
-
-    def fwhm_mm(self, distance_mm: torch.Tensor | float) -> torch.Tensor | float:
-        """Full width at half maximum (mm) of the response at ``distance_mm`` from the collimator face."""
-        return FWHM_PER_SIGMA * self.sigma_mm(distance_mm)
-
-
-def collimator_response(
-    collimator: Collimator | str,
-    energy_kev: float = LU177_PHOTOPEAK_KEV,
-    intrinsic_fwhm_mm: float = 3.8,
-) -> DetectorResponse:
-    """The Gaussian response of ``collimator`` (a :class:`Collimator` or a :data:`COLLIMATORS` key).
-
-    ``R_g(d) = D (L_eff + d) / L_eff`` with ``L_eff = L - 2 / mu_Pb(energy_kev)`` (Cherry, Sorenson &
-    Phelps), plus the intrinsic resolution ``intrinsic_fwhm_mm`` in quadrature. The default 3.8 mm is
-    the intrinsic FWHM specified for 9.5 mm (3/8") NaI(Tl) detectors at 140 keV (Siemens Symbia/Intevo).
-    """
-    if isinstance(collimator, str):
-        if collimator not in COLLIMATORS:
-            raise ValueError(f"collimator: expected one of {sorted(COLLIMATORS)}, got {collimator!r}")
-        collimator = COLLIMATORS[collimator]
-    if intrinsic_fwhm_mm < 0:
-        raise ValueError(f"intrinsic_fwhm_mm: expected a non-negative FWHM in mm, got {intrinsic_fwhm_mm}")
-    effective_length = collimator.hole_length_mm - 2.0 / lead_mu_per_mm(energy_kev)
-    if collimator.hole_diameter_mm <= 0 or effective_length <= 0:
-        raise ValueError(f"collimator: hole diameter and effective length must be positive, got {collimator}")
-    return DetectorResponse(
-        slope=collimator.hole_diameter_mm / (FWHM_PER_SIGMA * effective_length),
-        intercept_mm=collimator.hole_diameter_mm / FWHM_PER_SIGMA,
-        intrinsic_sigma_mm=intrinsic_fwhm_mm / FWHM_PER_SIGMA,
-    )
-
-
-def counts_per_bq_per_ml(spacing_mm: Sequence[float], sensitivity_cps_per_mbq: float, time_s: float) -> float:
+def counts_per_Bq_per_mL(spacing_mm: Sequence[float], sensitivity_cps_per_MBq: float, time_s: float) -> float:
     """Expected counts per projector unit when voxel values are activity concentrations in Bq/mL.
 
     ``voxel volume [mL] * 1e-6 [MBq/Bq] * sensitivity [counts/s per MBq] * time [s]``.
     """
     spacing = check_spacing(spacing_mm)
-    if not sensitivity_cps_per_mbq > 0:
-        raise ValueError(f"sensitivity_cps_per_mbq: expected a positive value, got {sensitivity_cps_per_mbq}")
+    if not sensitivity_cps_per_MBq > 0:
+        raise ValueError(f"sensitivity_cps_per_MBq: expected a positive value, got {sensitivity_cps_per_MBq}")
     if not time_s > 0:
         raise ValueError(f"time_s: expected a positive acquisition time in s, got {time_s}")
-    return float(np.prod(spacing)) / 1000.0 * 1e-6 * sensitivity_cps_per_mbq * time_s
+    return float(np.prod(spacing)) / 1000.0 * 1e-6 * sensitivity_cps_per_MBq * time_s
 
 
 def poisson_counts(expected: torch.Tensor, seed: int | None = None) -> torch.Tensor:
@@ -570,10 +452,10 @@ def _mirror_posterior(projections: torch.Tensor, views: list[int]) -> torch.Tens
 
 
 def simulate_planar(
-    activity_bq_per_ml: torch.Tensor | np.ndarray,
+    activity_Bq_per_mL: torch.Tensor | np.ndarray,
     spacing_mm: Sequence[float],
     *,
-    sensitivity_cps_per_mbq: float,
+    sensitivity_cps_per_MBq: float,
     acquisition_time_s: float,
     distance_mm: float,
     mu_per_cm: torch.Tensor | np.ndarray | None = None,
@@ -584,17 +466,17 @@ def simulate_planar(
 ) -> torch.Tensor:
     """Anterior/posterior planar counts images of an activity map (seed 000, eq. 2).
 
-    ``activity_bq_per_ml`` has shape ``(z, y, x)``; the result has shape ``(2, z, x)`` in counts, index 0
+    ``activity_Bq_per_mL`` has shape ``(z, y, x)``; the result has shape ``(2, z, x)`` in counts, index 0
     anterior and index 1 posterior mirrored into the anterior's left-right orientation (see
     :class:`PlanarProjector`). Expected counts are ``activity * voxel volume [mL] * 1e-6 *
-    sensitivity_cps_per_mbq * acquisition_time_s`` times the attenuation and collimator model; with
+    sensitivity_cps_per_MBq * acquisition_time_s`` times the attenuation and collimator model; with
     ``noise`` they are replaced by Poisson samples drawn with ``seed``.
     """
-    activity = _as_tensor(activity_bq_per_ml, "activity_bq_per_ml", 3, resolve_device(device), torch.float32)
-    check_finite_nonnegative(activity, "activity_bq_per_ml")
+    activity = _as_tensor(activity_Bq_per_mL, "activity_Bq_per_mL", 3, resolve_device(device), torch.float32)
+    check_finite_nonnegative(activity, "activity_Bq_per_mL")
     if not acquisition_time_s > 0:
         raise ValueError(f"acquisition_time_s: expected a positive time in s, got {acquisition_time_s}")
-    scale = counts_per_bq_per_ml(spacing_mm, sensitivity_cps_per_mbq, acquisition_time_s)
+    scale = counts_per_Bq_per_mL(spacing_mm, sensitivity_cps_per_MBq, acquisition_time_s)
     projector = PlanarProjector(activity.shape, spacing_mm, distance_mm, mu_per_cm, response, device=activity.device)
     expected = projector.forward(activity).mul_(scale)
     return poisson_counts(expected, seed) if noise else expected

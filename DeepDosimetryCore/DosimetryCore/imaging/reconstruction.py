@@ -3,8 +3,8 @@
 Both use a :class:`~DosimetryCore.imaging.projection.SpectProjector` as the system model, so data simulated
 with a projector and reconstructed with the same one recover the simulated units:
 
-``expected counts = counts_per_bq_per_ml * projector.forward(activity [Bq/mL]) + scatter``, with
-``counts_per_bq_per_ml = voxel volume [mL] * 1e-6 [MBq/Bq] * sensitivity [counts/s per MBq] *
+``expected counts = counts_per_Bq_per_mL * projector.forward(activity [Bq/mL]) + scatter``, with
+``counts_per_Bq_per_mL = voxel volume [mL] * 1e-6 [MBq/Bq] * sensitivity [counts/s per MBq] *
 time per view [s]``.
 
 Attenuation correction is part of the model when the projector holds a mu map; resolution recovery
@@ -21,16 +21,16 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.imaging.projection import (
     SpectProjector,
-    counts_per_bq_per_ml,
+    counts_per_Bq_per_mL,
     poisson_counts,
 )
 
 
 def simulate_spect_projections(
-    activity_bq_per_ml: torch.Tensor | np.ndarray,
+    activity_Bq_per_mL: torch.Tensor | np.ndarray,
     projector: SpectProjector,
     *,
-    sensitivity_cps_per_mbq: float,
+    sensitivity_cps_per_MBq: float,
     time_per_view_s: float,
     noise: bool = False,
     seed: int | None = None,
@@ -38,9 +38,9 @@ def simulate_spect_projections(
     """SPECT projections (counts) of an activity map.
 
     Args:
-        activity_bq_per_ml: activity concentration (Bq/mL), shape ``projector.shape`` ``(z, y, x)``.
+        activity_Bq_per_mL: activity concentration (Bq/mL), shape ``projector.shape`` ``(z, y, x)``.
         projector: the acquisition's system model (geometry, attenuation, collimator response).
-        sensitivity_cps_per_mbq: camera sensitivity (counts/s per MBq, one detector head).
+        sensitivity_cps_per_MBq: camera sensitivity (counts/s per MBq, one detector head).
         time_per_view_s: acquisition time of each view (s).
         noise: replace the expected counts by Poisson samples.
         seed: seed of the Poisson draw (reproducible); ``None`` uses torch's global generator.
@@ -48,9 +48,9 @@ def simulate_spect_projections(
     Returns:
         counts, shape ``projector.projection_shape`` ``(views, z, u)``, on the projector's device.
     """
-    activity = projector.as_volume(activity_bq_per_ml, "activity_bq_per_ml")
-    check_finite_nonnegative(activity, "activity_bq_per_ml")
-    expected = projector.forward(activity).mul_(_scale(projector, sensitivity_cps_per_mbq, time_per_view_s))
+    activity = projector.as_volume(activity_Bq_per_mL, "activity_Bq_per_mL")
+    check_finite_nonnegative(activity, "activity_Bq_per_mL")
+    expected = projector.forward(activity).mul_(_scale(projector, sensitivity_cps_per_MBq, time_per_view_s))
     return poisson_counts(expected, seed) if noise else expected
 
 
@@ -58,7 +58,7 @@ def osem(
     projections: torch.Tensor | np.ndarray,
     projector: SpectProjector,
     *,
-    sensitivity_cps_per_mbq: float,
+    sensitivity_cps_per_MBq: float,
     time_per_view_s: float,
     iterations: int = 6,
     subsets: int = 6,
@@ -71,7 +71,7 @@ def osem(
         projections: measured counts, shape ``projector.projection_shape`` ``(views, z, u)``.
         projector: system model; attenuation correction with its mu map, resolution recovery with
             its collimator response.
-        sensitivity_cps_per_mbq: camera sensitivity (counts/s per MBq, one detector head).
+        sensitivity_cps_per_MBq: camera sensitivity (counts/s per MBq, one detector head).
         time_per_view_s: acquisition time of each view (s).
         iterations: passes through all subsets.
         subsets: number of subsets; subset ``b`` holds views ``b, b + subsets, b + 2 * subsets, ...``.
@@ -89,7 +89,7 @@ def osem(
         raise ValueError(f"iterations: expected a positive integer, got {iterations}")
     if int(subsets) != subsets or not 1 <= subsets <= projector.n_views:
         raise ValueError(f"subsets: expected an integer from 1 to {projector.n_views} (views), got {subsets}")
-    scale = _scale(projector, sensitivity_cps_per_mbq, time_per_view_s)
+    scale = _scale(projector, sensitivity_cps_per_MBq, time_per_view_s)
     groups = [list(range(b, projector.n_views, subsets)) for b in range(subsets)]
     report(0.0, "OSEM: sensitivity images")
     sensitivities = [projector.back(torch.ones_like(measured[views]), views) for views in groups]
@@ -134,8 +134,8 @@ def _counts(values: torch.Tensor | np.ndarray, projector: SpectProjector, name: 
     return counts
 
 
-def _scale(projector: SpectProjector, sensitivity_cps_per_mbq: float, time_per_view_s: float) -> float:
-    """Expected counts per projected Bq/mL (see :func:`~DosimetryCore.imaging.projection.counts_per_bq_per_ml`)."""
+def _scale(projector: SpectProjector, sensitivity_cps_per_MBq: float, time_per_view_s: float) -> float:
+    """Expected counts per projected Bq/mL (see :func:`~DosimetryCore.imaging.projection.counts_per_Bq_per_mL`)."""
     if not time_per_view_s > 0:
         raise ValueError(f"time_per_view_s: expected a positive acquisition time per view in s, got {time_per_view_s}")
-    return counts_per_bq_per_ml(projector.spacing_mm, sensitivity_cps_per_mbq, time_per_view_s)
+    return counts_per_Bq_per_mL(projector.spacing_mm, sensitivity_cps_per_MBq, time_per_view_s)

@@ -28,14 +28,8 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.validation import check_finite_nonnegative
 from DosimetryCore.core.volume import image_from_array, require_image, require_same_geometry, set_unit
-from DosimetryCore.imaging.projection import (
-    LU177_PHOTOPEAK_KEV,
-    PlanarProjector,
-    SpectProjector,
-    collimator_response,
-    counts_per_bq_per_ml,
-    poisson_counts,
-)
+from DosimetryCore.imaging.collimators import LU177_PHOTOPEAK_KEV, collimator_response
+from DosimetryCore.imaging.projection import PlanarProjector, SpectProjector, counts_per_Bq_per_mL, poisson_counts
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 from DosimetryCore.physics import tissue
 
@@ -44,15 +38,15 @@ from DosimetryCore.physics import tissue
 class Acquisition:
     """Camera and protocol of a simulated acquisition (lengths in mm, times in s).
 
-    ``sensitivity_cps_per_mbq`` is the planar sensitivity of one head in the 208 keV window; the
+    ``sensitivity_cps_per_MBq`` is the planar sensitivity of one head in the 208 keV window; the
     default is of the order reported for medium-energy collimators with 177Lu (about 9-10 cps/MBq)
     and should be set to the camera's calibration when simulating a specific system.
     """
 
     collimator: str = "SIEMENS-MELP"
-    energy_kev: float = LU177_PHOTOPEAK_KEV
+    energy_keV: float = LU177_PHOTOPEAK_KEV
     intrinsic_fwhm_mm: float = 3.8
-    sensitivity_cps_per_mbq: float = 9.5
+    sensitivity_cps_per_MBq: float = 9.5
     views: int = 120
     time_per_view_s: float = 30.0
     radius_mm: float = 280.0
@@ -79,11 +73,11 @@ def noise_seeds(seed: int) -> tuple[int, int]:
     return int(planar.generate_state(1)[0]), int(spect.generate_state(1)[0])
 
 
-def mu_map(ct: sitk.Image, energy_kev: float = LU177_PHOTOPEAK_KEV) -> sitk.Image:
-    """Linear attenuation coefficients (1/cm) at ``energy_kev`` from a CT in HU (same grid)."""
+def mu_map(ct: sitk.Image, energy_keV: float = LU177_PHOTOPEAK_KEV) -> sitk.Image:
+    """Linear attenuation coefficients (1/cm) at ``energy_keV`` from a CT in HU (same grid)."""
     require_image(ct, "ct")
-    mu = tissue.mu_per_cm_from_hu(sitk.GetArrayFromImage(ct), energy_kev / 1000.0).astype(np.float32)
-    return set_unit(image_from_array(mu, ct), "1/cm", f"linear attenuation coefficient at {energy_kev:g} keV")
+    mu = tissue.mu_per_cm_from_hu(sitk.GetArrayFromImage(ct), energy_keV / 1000.0).astype(np.float32)
+    return set_unit(image_from_array(mu, ct), "1/cm", f"linear attenuation coefficient at {energy_keV:g} keV")
 
 
 def _projector_grid(image: sitk.Image, name: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
@@ -134,11 +128,11 @@ def simulate_planar_images(
         shape,
         spacing,
         acquisition.planar_distance_mm,
-        torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_kev))).to(device),
-        collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm),
+        torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_keV))).to(device),
+        collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm),
         device=device,
     )
-    scale = counts_per_bq_per_ml(spacing, acquisition.sensitivity_cps_per_mbq, acquisition.planar_time_s)
+    scale = counts_per_Bq_per_mL(spacing, acquisition.sensitivity_cps_per_MBq, acquisition.planar_time_s)
     expected = projector.forward(_activity_tensor(activity, device)).mul_(scale)
     counts = poisson_counts(expected, seed) if noise else expected
     provenance = {
@@ -185,9 +179,9 @@ def simulate_spect(
     device = resolve_device(device)
     shape, spacing = _projector_grid(activity, "activity")
     require_same_geometry(ct, activity, "ct", "activity")
-    mu = torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_kev))).to(device)
+    mu = torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_keV))).to(device)
     angles = np.arange(acquisition.views) * 360.0 / acquisition.views
-    response = collimator_response(acquisition.collimator, acquisition.energy_kev, acquisition.intrinsic_fwhm_mm)
+    response = collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm)
     report(0.0, "SPECT projections")
     projector = SpectProjector(shape, spacing, angles, acquisition.radius_mm, mu, response, device=device)
     values = _activity_tensor(activity, device)
@@ -195,7 +189,7 @@ def simulate_spect(
         name: simulate_spect_projections(
             values,
             projector,
-            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
+            sensitivity_cps_per_MBq=acquisition.sensitivity_cps_per_MBq,
             time_per_view_s=acquisition.time_per_view_s,
             noise=noisy,
             seed=seed,
@@ -216,7 +210,7 @@ def simulate_spect(
         recon = osem(
             data,
             model,
-            sensitivity_cps_per_mbq=acquisition.sensitivity_cps_per_mbq,
+            sensitivity_cps_per_MBq=acquisition.sensitivity_cps_per_MBq,
             time_per_view_s=acquisition.time_per_view_s,
             iterations=iterations,
             subsets=subsets,
@@ -271,7 +265,7 @@ def simulate_case(
         "ct": phantom.ct,
         "labels": phantom.labels,
         "activity": phantom.activity,
-        "mu": mu_map(phantom.ct, acquisition.energy_kev),
+        "mu": mu_map(phantom.ct, acquisition.energy_keV),
         "anterior": anterior,
         "posterior": posterior,
         **spect,

@@ -32,6 +32,7 @@ from torch import nn
 
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.resources import models_dir
+from DosimetryCore.io.records import read_json
 
 WEIGHTS_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -170,10 +171,7 @@ def read_card(name: str, folder: str | Path | None = None) -> dict[str, Any]:
         raise ValueError(f"model {name!r}: no folder {model_folder} (models are never downloaded)")
     if not card_path.is_file():
         raise ValueError(f"model {name!r}: model card {card_path} is missing")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"model {name!r}: model card {card_path} is not valid JSON ({error})") from error
+    card = read_json(card_path, f"model {name!r}: model card")
     missing = [field for field in (*REQUIRED_CARD_FIELDS, "weights_file", "weights_sha256") if field not in card]
     if missing:
         raise ValueError(f"model {name!r}: model card {card_path} lacks {', '.join(missing)}")
