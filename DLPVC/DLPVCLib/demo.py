@@ -166,8 +166,9 @@ def run_demo(
     }
     step(0.9, "Writing metrics, figure and Slicer scene")
     paths = report.write_report(
-        out_dir, truth, estimates, labels, names, extra_volumes={"CT": simulated["ct"]}, provenance=provenance
-    )
+        out_dir, truth, estimates, labels, names, extra_volumes={"CT": simulated["ct"]}, provenance=provenance,
+        title=f"DL-PVC demo: {case} case, seed {seed}, model {model_name}",
+    )  # fmt: skip
     out = Path(out_dir)
     volumes = {"truth": truth, "ct": simulated["ct"], "labels": labels} | {
         stem: estimates[method] for method, stem in METHOD_NAMES.items()

@@ -198,3 +198,11 @@ def test_generating_a_kernel_says_so_with_the_expected_time(tmp_path):
     messages = []
     kernels.voxel_kernel((4.0, 2.0, 2.0), cache_dir=tmp_path, progress=lambda f, m: messages.append(m), **SMALL)
     assert messages[0].startswith("no stored kernel for 2 x 2 x 4 mm voxels: generating it (about 1 min")
+
+
+def test_a_truncated_kernel_cache_file_is_reported_not_a_traceback(tmp_path):
+    kernels.voxel_kernel((4.0, 2.0, 2.0), cache_dir=tmp_path, **SMALL)
+    (npz,) = tmp_path.glob("*.npz")
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    with pytest.raises(ValueError, match="is damaged .*delete both files"):
+        kernels.voxel_kernel((4.0, 2.0, 2.0), cache_dir=tmp_path, **SMALL)

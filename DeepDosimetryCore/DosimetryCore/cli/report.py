@@ -8,6 +8,7 @@ from DosimetryCore import io
 from DosimetryCore.core.provenance import record
 from DosimetryCore.evaluation.report import write_report
 from DosimetryCore.io.labels import label_names, segment_names
+from DosimetryCore.io.outputs import check_outputs
 
 
 def parse_method(spec: str) -> tuple[str, str]:
@@ -25,13 +26,15 @@ def _run_report(arguments: argparse.Namespace) -> int:
         if name in methods:
             raise ValueError(f"--method: {name!r} is given twice")
         methods[name] = path
+    check_outputs({"--truth": arguments.truth, "--labels": arguments.labels, **methods}, {}, {"--out": arguments.out})
     truth = io.read_image(arguments.truth)
     estimates = {name: io.read_image(path) for name, path in methods.items()}
     labelmap = io.read_image(arguments.labels) if arguments.labels else None
     names = segment_names(labelmap, label_names(labelmap)) if labelmap is not None else None
     files = {"truth": arguments.truth, **methods} | ({"labels": arguments.labels} if arguments.labels else {})
     provenance = record("deepdosimetry report", inputs=files, methods=methods, labels=arguments.labels)
-    paths = write_report(arguments.out, truth, estimates, labelmap, names, provenance=provenance)
+    title = arguments.title or f"truth: {arguments.truth}"
+    paths = write_report(arguments.out, truth, estimates, labelmap, names, provenance=provenance, title=title)
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return 0
 
@@ -49,4 +52,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("--labels", help="labelmap on the truth's grid: recovery coefficient per segment")
     report.add_argument("--out", required=True, help="output folder for metrics.csv, report.png/.mrb/.json")
+    report.add_argument("--title", help="the case's name on the figure (default: the truth's file name)")
     report.set_defaults(handler=_run_report)

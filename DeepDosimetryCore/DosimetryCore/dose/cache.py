@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,17 @@ def load(
         arrays_path, record_path = candidate / f"{stem}.npz", candidate / f"{stem}.json"
         if not (arrays_path.is_file() and record_path.is_file()):
             continue
-        record = json.loads(record_path.read_text())
-        if record.get("parameters") != json.loads(json.dumps(parameters)):
-            continue
-        with np.load(arrays_path) as stored:
-            return {name: stored[name] for name in stored.files}, record
+        try:
+            record = json.loads(record_path.read_text())
+            if record.get("parameters") != json.loads(json.dumps(parameters)):
+                continue
+            with np.load(arrays_path) as stored:
+                return {name: stored[name] for name in stored.files}, record
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"kernel cache: {arrays_path} or its record is damaged ({error}); delete both files and the kernel "
+                "is generated again"
+            ) from error
     return None
 
 

@@ -97,6 +97,10 @@ def metric_units(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return column_units(rows[0])
 
 
+DISPLAY_GAMMA = 0.5
+"""Gamma of the slices' colour scale: 0.5 shows a liver at 5 % of a lesion's value at about 22 % brightness."""
+
+
 def report_figure(
     truth: sitk.Image,
     estimates: Mapping[str, sitk.Image],
@@ -104,12 +108,15 @@ def report_figure(
     *,
     slice_index: Sequence[int] | None = None,
     profile: Literal["x", "y", "z"] = "x",
+    title: str | None = None,
 ) -> Path:
-    """Draw the comparison figure (after seed 003, Fig. 4) into a PNG; returns its path.
+    """Draw the comparison figure (after Leube et al., Fig. 4) into a PNG; returns its path.
 
-    Top rows: axial and coronal slices through one voxel for the truth and each method, on one
-    colour scale (0 to the largest value shown) labelled with the truth's unit. Bottom: the line
-    profiles through that voxel along ``profile`` for all of them, against position in mm.
+    Top rows: axial and coronal slices through one voxel for the truth and each method, with
+    orientation letters (R/L, A/P, S/I), on one colour scale from 0 to the largest value shown with
+    a gamma of :data:`DISPLAY_GAMMA` (stated on the colour bar), so that organs of low uptake stay
+    visible next to the hottest lesion; negative values show as 0. Bottom: the line profiles
+    through that voxel along ``profile`` for all of them, against position in mm, on a linear scale.
 
     Args:
         truth, estimates: images on one grid (see :func:`method_metrics`).
@@ -117,8 +124,10 @@ def report_figure(
         slice_index: the voxel ``(z, y, x)`` the slices and profile go through; default the
             hottest voxel of the truth.
         profile: the axis of the line profile, ``"x"`` (default), ``"y"`` or ``"z"``.
+        title: the case shown (e.g. its file or seed), written at the top of the figure.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
 
     _check_estimates(truth, estimates)
@@ -136,27 +145,32 @@ def report_figure(
     spacing_x, spacing_y, spacing_z = truth.GetSpacing()
     # LPS voxel axes shown radiologically: patient right on the left, anterior (axial) and superior (coronal) up.
     views = {
-        f"axial z={z}": ({n: v[z] for n, v in volumes.items()}, spacing_y / spacing_x, "upper"),
-        f"coronal y={y}": ({n: v[:, y, :] for n, v in volumes.items()}, spacing_z / spacing_x, "lower"),
+        f"axial z={z}": ({n: v[z] for n, v in volumes.items()}, spacing_y / spacing_x, "upper", ("A", "P")),
+        f"coronal y={y}": ({n: v[:, y, :] for n, v in volumes.items()}, spacing_z / spacing_x, "lower", ("S", "I")),
     }
-    vmax = max(float(s.max()) for slices, _, _ in views.values() for s in slices.values())
-    vmin = min(0.0, min(float(s.min()) for slices, _, _ in views.values() for s in slices.values()))
+    vmax = max(float(s.max()) for slices, _, _, _ in views.values() for s in slices.values())
+    norm = PowerNorm(gamma=DISPLAY_GAMMA, vmin=0.0, vmax=max(vmax, 1e-30))
     unit = _value_unit(truth)
 
     columns = len(volumes)
-    figure = Figure(figsize=(2.6 * columns + 1.2, 8.0), dpi=100)
+    figure = Figure(figsize=(2.6 * columns + 1.2, 8.4), dpi=100)
     FigureCanvasAgg(figure)
     grid = figure.add_gridspec(3, columns + 1, width_ratios=[1.0] * columns + [0.06])
     shown = None
-    for row, (view, (slices, aspect, origin)) in enumerate(views.items()):
+    for row, (view, (slices, aspect, origin, (top, bottom))) in enumerate(views.items()):
         for column, (name, values) in enumerate(slices.items()):
             axes = figure.add_subplot(grid[row, column])
-            shown = axes.imshow(values, cmap="inferno", vmin=vmin, vmax=vmax, aspect=aspect, origin=origin)
+            shown = axes.imshow(np.clip(values, 0.0, None), cmap="inferno", norm=norm, aspect=aspect, origin=origin)
             axes.set_title(f"{name}\n{view}" if row == 0 else view, fontsize=9)
             axes.set_xticks([])
             axes.set_yticks([])
+            for text, position in (("R", (0.02, 0.5)), ("L", (0.98, 0.5)), (top, (0.5, 0.97)), (bottom, (0.5, 0.03))):
+                axes.text(*position, text, transform=axes.transAxes, color="white", fontsize=8, ha="center",
+                          va="center")  # fmt: skip
     colorbar = figure.colorbar(shown, cax=figure.add_subplot(grid[0:2, columns]))
-    colorbar.set_label(unit)
+    colorbar.set_label(f"{unit} (display gamma {DISPLAY_GAMMA:g})")
+    if title:
+        figure.suptitle(title, fontsize=11)
 
     axis = _AXES[profile]
     line = [z, y, x]
@@ -204,8 +218,11 @@ def write_report(
     names: Mapping[int, str] | None = None,
     extra_volumes: Mapping[str, sitk.Image] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    title: str | None = None,
 ) -> dict[str, Path]:
     """Compute the metrics and write ``metrics.csv``, ``report.png``, ``report.mrb`` and ``report.json``.
+
+    ``title`` names the case on the figure.
 
     The scene holds the truth (volume ``truth``), each estimate (named after its method), the
     ``extra_volumes`` (any 3D images, e.g. CT), the labelmap as segmentation ``segments`` when
@@ -250,7 +267,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "csv": write_csv(rows, out / "metrics.csv", units),
-        "png": report_figure(truth, estimates, out / "report.png"),
+        "png": report_figure(truth, estimates, out / "report.png", title=title),
         "mrb": mrml.save_scene_bundle(scene, out / "report.mrb"),
         "json": out / "report.json",
     }
