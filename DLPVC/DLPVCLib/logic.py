@@ -90,7 +90,7 @@ def correct_volume(
     report = progress or no_progress
     if method not in METHODS:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
-    _check_outputs(spect_node, output_volume, output_table)
+    mrml.check_output_nodes({"SPECT volume": spect_node}, output_volume, output_table)
     if method == "iy" and segmentation_node is None:
         raise ValueError("segmentation: IY-PVC needs a segmentation (the regions whose activity it restores)")
     report(0.0, "Reading the SPECT volume")
@@ -106,18 +106,6 @@ def correct_volume(
     report(1.0, "Writing the results")
     volume = _write_volume(spect_node, corrected, METHODS[method], output_volume)
     return volume, _write_table(spect_node, rows, output_table)
-
-
-def _check_outputs(spect_node, output_volume, output_table) -> None:
-    """Refuse output nodes that cannot take the results, before anything is computed or written."""
-    if output_volume is not None and (
-        not output_volume.IsA("vtkMRMLScalarVolumeNode") or output_volume.IsA("vtkMRMLLabelMapVolumeNode")
-    ):
-        raise ValueError(f"output volume: expected a scalar volume node, got {output_volume.GetClassName()}")
-    if output_volume is not None and output_volume is spect_node:
-        raise ValueError("output volume: is the SPECT volume itself; inputs are never modified, choose another node")
-    if output_table is not None and not output_table.IsA("vtkMRMLTableNode"):
-        raise ValueError(f"output table: expected a table node, got {output_table.GetClassName()}")
 
 
 def _write_volume(spect_node, image: sitk.Image, method_name: str, output_volume):

@@ -86,9 +86,8 @@ def dose_rate_map(
     report = progress or no_progress
     if method not in METHODS:
         raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
-    for node, name in ((output_volume, "output volume"), (output_table, "output table")):
-        if node is not None and node in (activity_node, ct_node):
-            raise ValueError(f"{name}: must not be an input node")
+    inputs = {"activity volume": activity_node, "CT volume": ct_node, "segmentation": segmentation_node}
+    mrml.check_output_nodes(inputs, output_volume, output_table)
     report(0.0, "Reading activity and CT")
     activity = activity_image(activity_node)
     ct = dose.ct_on_activity_grid(ct_image(ct_node), activity, f"CT volume {ct_node.GetName()!r}")

@@ -127,7 +127,7 @@ def test_bad_ct_method_and_outputs(case):
     scene, spect, ct, _ = case
     with pytest.raises(ValueError, match="method"):
         logic.dose_rate_map(spect, ct, "cnn")
-    with pytest.raises(ValueError, match="must not be an input"):
+    with pytest.raises(ValueError, match="inputs are never modified"):
         logic.dose_rate_map(spect, ct, "led", output_volume=spect)
     ct.SetAttribute(mrml.UNIT_ATTRIBUTE, "Bq/mL")
     with pytest.raises(ValueError, match="expected HU"):
@@ -140,3 +140,12 @@ def test_bad_ct_method_and_outputs(case):
     spect.SetAttribute(mrml.UNIT_ATTRIBUTE, "counts")
     with pytest.raises(ValueError, match="expected Bq/mL"):
         logic.dose_rate_map(spect, ct, "led")
+
+
+def test_a_wrong_output_table_node_is_refused_before_anything_is_written(case):
+    scene, spect, ct, segmentation = case
+    not_a_table = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "not a table")
+    nodes = scene.GetNumberOfNodes()
+    with pytest.raises(ValueError, match="output table: expected a table node"):
+        logic.dose_rate_map(spect, ct, "led", segmentation, output_table=not_a_table)
+    assert scene.GetNumberOfNodes() == nodes

@@ -272,7 +272,8 @@ def generate_kernel(
     provenance = {
         "parameters": parameters,
         "unit": KERNEL_UNIT,
-        "medium": f"ICRU-44 soft tissue at {KERNEL_DENSITY_G_PER_CM3} g/cm^3 (the kernel density of Li et al.), infinite",
+        "medium": f"ICRU-44 soft tissue at {KERNEL_DENSITY_G_PER_CM3} g/cm^3 (the kernel density of Li et al.), "
+        "infinite",
         "beta": {
             "model": "CSDA condensed-history walk with screened-Rutherford multiple scattering in water, "
             f"density-scaled (DosimetryCore.dose.electrons, model {ELECTRON_MODEL_VERSION})",

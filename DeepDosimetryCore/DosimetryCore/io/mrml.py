@@ -76,6 +76,22 @@ def _require_node(node: object, class_name: str, name: str) -> None:
         raise ValueError(f"{name}: expected a {class_name}, got {type(node).__name__ if node is not None else None}")
 
 
+def check_output_nodes(inputs: dict[str, object], output_volume=None, output_table=None) -> None:
+    """Refuse output nodes that cannot take a module's results, before anything is computed or written: an
+    output volume that is not a scalar volume node (or is a labelmap), an output table that is not a table
+    node, or an output that is one of the ``inputs`` (name -> node), which are never modified."""
+    if output_volume is not None and (
+        not output_volume.IsA("vtkMRMLScalarVolumeNode") or output_volume.IsA("vtkMRMLLabelMapVolumeNode")
+    ):
+        raise ValueError(f"output volume: expected a scalar volume node, got {output_volume.GetClassName()}")
+    if output_table is not None and not output_table.IsA("vtkMRMLTableNode"):
+        raise ValueError(f"output table: expected a table node, got {output_table.GetClassName()}")
+    for output, kind in ((output_volume, "output volume"), (output_table, "output table")):
+        for name, node in inputs.items():
+            if output is not None and output is node:
+                raise ValueError(f"{kind}: is the {name} itself; inputs are never modified, choose another node")
+
+
 def register_segmentation_converters() -> None:
     """Register the binary-labelmap <-> closed-surface converter rules once.
 
