@@ -98,8 +98,25 @@ def simulate_command(manifest: dict[str, Any]) -> str:
     return command
 
 
+_RENAMED_KEYS = {
+    "energy_kev": "energy_keV",
+    "sensitivity_cps_per_mbq": "sensitivity_cps_per_MBq",
+    "total_activity_range_mbq": "total_activity_range_MBq",
+}
+"""Keys of manifests written before unit suffixes were spelled one way -> their name now."""
+
+
+def _renamed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_RENAMED_KEYS.get(key, key): _renamed(item) for key, item in value.items()}
+    return value
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a dataset folder; ValueError when the folder or a valid manifest is missing."""
+    """The manifest of a dataset folder; ValueError when the folder or a valid manifest is missing.
+
+    Manifests written before the unit suffixes were spelled one way are read with today's key names.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"data: {folder} is not a folder (simulate one with `deepdosimetry simulate-pvc`)")
@@ -109,7 +126,9 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     manifest = read_json(path, "data")
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or "cases" not in manifest:
         raise ValueError(f"data: {path} is not a DL-PVC dataset manifest (format {MANIFEST_FORMAT})")
-    return manifest
+    return {
+        _RENAMED_KEYS.get(key, key): value if key == "cases" else _renamed(value) for key, value in manifest.items()
+    }
 
 
 def manifest_sha256(folder: str | os.PathLike) -> str:

@@ -63,6 +63,7 @@ def info_lines(commands: Sequence[str]) -> list[str]:
         lines.append(f"resources: {resources.resources_dir()}")
         lines.append(f"models looked up in: {_listing(resources.models_dir())}")
         lines.append(f"kernels looked up in: {_listing(resources.kernels_dir())}")
+        lines.append(f"kernels generated here are cached in: {resources.kernel_cache_dir()}")
     except ValueError as error:
         lines.append(f"resources: {error}")
     lines.append(f"commands: {', '.join(sorted(commands))}")
