@@ -151,7 +151,7 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
     """Add ``simulate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
     command = subparsers.add_parser(
         "simulate-pvc",
-        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (seed 003)",
+        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (as Leube et al.)",
     )
     command.add_argument("--out", required=True, help="dataset folder (created; an unfinished one is completed)")
     command.add_argument("--n", type=int, required=True, help="number of cases")
@@ -220,7 +220,7 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
 def register_evaluate_pvc(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
     command = subparsers.add_parser(
-        "evaluate-pvc", help="held-out metrics of no PVC, iterative Yang PVC and DL-PVC (seed 003 Table 1)"
+        "evaluate-pvc", help="held-out metrics of no PVC, iterative Yang PVC and DL-PVC (Table 1 of Leube et al.)"
     )
     command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
     source = command.add_mutually_exclusive_group(required=True)
@@ -279,7 +279,7 @@ def register_demo_pvc(subparsers: argparse._SubParsersAction) -> None:
         "--case",
         choices=CASES,
         default=CASES[0],
-        help="random: random shapes as in training (seed 003 Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
+        help="random: random shapes as in training (Leube et al. Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
     )
     command.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     command.add_argument("--seed", type=int, default=DEMO_SEED, help=f"case seed (default {DEMO_SEED})")
@@ -357,7 +357,9 @@ def _run_train(arguments: argparse.Namespace) -> int:
 
 def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     """Add ``dlpvc`` to ``deepdosimetry train`` (entry-point group ``deepdosimetry.training``)."""
-    command = train_subparsers.add_parser("dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (seed 003)")
+    command = train_subparsers.add_parser(
+        "dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (Leube et al.)"
+    )
     command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
     command.add_argument("--out", required=True, help="checkpoint folder (checkpoints, loss curve, summary)")
     command.add_argument("--arch", default="r2unet", help=f"network: {', '.join(ARCHITECTURES)} (default r2unet)")

@@ -161,7 +161,7 @@ def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training:
     """What is trained, on which data and how: the first part of the training summary."""
     manifest = train_set.manifest
     return {
-        "method": "DL-PVC (seed 003: Leube et al., J Nucl Med 2024;65:980-987)",
+        "method": "DL-PVC (Leube et al., J Nucl Med 2024;65:980-987)",
         "model": {
             "config": model.config,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -345,19 +345,19 @@ SEED_003_TRAINING = {"size": 128, "spacing_mm": 4.8, "cases": 10_000}
 """Seed 003's training setting: 128^3 voxels of 4.8 mm, 10,000 simulated cases (on a GPU)."""
 
 
-def departures_from_seed_003(summary: dict[str, Any]) -> list[str]:
-    """How a training run differs from seed 003's, in words, for the model card (never empty)."""
+def departures_from_the_paper(summary: dict[str, Any]) -> list[str]:
+    """How a training run differs from Leube et al.'s, in words, for the model card (never empty)."""
     data = summary["data"]
     size, spacing = data["size"], data["spacing_mm"]
     cases = data["n_train"] + data["n_val"]
     notes = []
     if (size, spacing) != (SEED_003_TRAINING["size"], SEED_003_TRAINING["spacing_mm"]):
         notes.append(
-            f"network grid {size}^3 voxels of {spacing:g} mm, not seed 003's 128^3 of 4.8 mm: a SPECT is resampled "
+            f"network grid {size}^3 voxels of {spacing:g} mm, not Leube et al.'s 128^3 of 4.8 mm: a SPECT is resampled "
             f"onto it and back, so detail finer than {spacing:g} mm is not corrected"
         )
     if cases < SEED_003_TRAINING["cases"]:
-        notes.append(f"{cases} simulated training and validation cases, not seed 003's 10,000")
+        notes.append(f"{cases} simulated training and validation cases, not Leube et al.'s 10,000")
     if str(summary["hardware"]).startswith("cpu"):
         hours = total_training(summary)[1] / 3600.0
         notes.append(f"trained on a CPU (no GPU was available), {hours:.1f} h in all, at a grid and data size to match")
@@ -391,7 +391,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "training_data": {
             "description": (
                 f"{data['n_train']} training and {data['n_val']} validation cases of random activity in "
-                f"synthetic torsos with simulated 177Lu SPECT ({data['input']} as input), seed 003"
+                f"synthetic torsos with simulated 177Lu SPECT ({data['input']} as input), as Leube et al."
             ),
             "simulated_with": data["simulated_with"],
             "manifest_sha256": data["manifest_sha256"],
@@ -411,7 +411,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": summary["result"]["best_epoch"],
         "parameters": summary["model"]["parameters"],
         "augmentation": summary["training"].get("augmentation", "none"),
-        "departures_from_seed_003": departures_from_seed_003(summary),
+        "departures_from_the_paper": departures_from_the_paper(summary),
         "initialised_from": summary.get("initialised_from"),
         "total_epochs": total_epochs,
         "total_wall_time_s": total_seconds,

@@ -67,7 +67,7 @@ def test_train_writes_checkpoints_loss_curve_summary_and_a_registry_model(monkey
     assert card["grid"] == {"size": [32, 32, 32], "spacing_mm": [19.2, 19.2, 19.2]}
     assert card["input"] == "osem_rr_noisy" and card["metrics"] == {} and card["baselines"] == {}
     assert card["augmentation"] == summary["training"]["augmentation"] == "random mirroring along z, y and x"
-    departures = card["departures_from_seed_003"]
+    departures = card["departures_from_the_paper"]
     assert departures[0].startswith("network grid 32^3 voxels of 19.2 mm") and "3 simulated" in departures[1]
     assert any("trained on a CPU" in note for note in departures)
 

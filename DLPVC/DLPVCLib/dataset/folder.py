@@ -67,7 +67,7 @@ def build_manifest(
         "format": MANIFEST_FORMAT,
         "generator": "DLPVCLib.dataset.write_dataset",
         "deepdosimetry": DosimetryCore.__version__,
-        "reference": "seed 003: Leube et al., J Nucl Med 2024;65:980-987",
+        "reference": "Leube et al., J Nucl Med 2024;65:980-987",
         "dataset_seed": int(seed),
         "n": int(n),
         "size": int(size),

@@ -2,8 +2,8 @@
 
 A kernel value K[d] is the mean absorbed dose rate (mGy/s) in the voxel at offset d (z, y, x) from a source
 voxel holding 1 MBq uniformly, in an infinite homogeneous medium of ICRU-44 soft tissue (composition of
-:data:`DosimetryCore.physics.tissue.MATERIALS`) at 1.04 g/cm^3, the kernel density of seed 002 (Li et al.: VDK dose
-is multiplied by 1.04 g/cm^3 and divided by the local CT density). Two parts, as in seed 002:
+:data:`DosimetryCore.physics.tissue.MATERIALS`) at 1.04 g/cm^3, the kernel density of Li et al. (their VDK dose
+is multiplied by 1.04 g/cm^3 and divided by the local CT density). Two parts, as in Li et al.:
 
 - beta (default 9^3 voxels): the decay electrons (beta spectrum + conversion + Auger electrons,
   0.1479 MeV/decay for 177Lu), from the density-scaled point kernel of :mod:`DosimetryCore.dose.electrons`
@@ -15,9 +15,10 @@ is multiplied by 1.04 g/cm^3 and divided by the local CT density). Two parts, as
   source voxel. Made symmetric under the grid's reflections and axis exchanges, which is exact here and
   cuts the noise.
 
-Kernels are cached in ``Resources/Kernels`` (photon part stored as one octant, float32, compressed; a JSON
-record with voxel size, histories, seed, engine version and nuclide data source) and reused when the same
-parameters are asked for again.
+Kernels are stored with their parameters (photon part as one octant, float32, compressed; a JSON record with
+voxel size, histories, seed, engine and electron-model versions and nuclide data source) and reused when the
+same parameters are asked for again: the shipped ones in ``Resources/Kernels`` (read only), generated ones in
+the per-user cache (:mod:`DosimetryCore.dose.cache`).
 """
 
 from __future__ import annotations
@@ -330,12 +331,12 @@ def voxel_kernel(
     progress: ProgressCallback | None = None,
 ) -> VoxelKernel:
     """The kernel for ``spacing_mm`` (z, y, x, mm), from the cache when made with the same parameters, else
-    generated and cached (in ``cache_dir``, default Resources/Kernels; silently not cached if not writable).
+    generated and cached (in ``cache_dir``, default the per-user cache; a warning if it is not writable).
 
     Args:
         spacing_mm: voxel size (z, y, x) in mm, or one number for isotropic voxels.
         nuclide: nuclide name.
-        beta_size, photon_size: odd kernel sizes in voxels, one number or (z, y, x) (seed 002: 9 and 99).
+        beta_size, photon_size: odd kernel sizes in voxels, one number or (z, y, x) (Li et al.: 9 and 99).
         photon_histories, batches, seed: Monte Carlo settings of the photon part.
         cache_dir: cache folder.
         device: torch device for generation.
