@@ -48,3 +48,12 @@ def test_write_image_goes_through_a_temporary_name(tmp_path):
     path = io.write_image(image, tmp_path / "new" / "volume.nrrd")
     assert sorted(p.name for p in path.parent.iterdir()) == ["volume.nrrd"]
     np.testing.assert_array_equal(sitk.GetArrayFromImage(io.read_image(path)), 1.0)
+
+
+def test_a_table_that_fails_half_way_leaves_no_file(tmp_path):
+    from DosimetryCore.io.tables import write_csv
+
+    rows = [{"segment": "liver", "mean": 1.0}, {"segment": "spleen", "unknown": 2.0}]
+    with pytest.raises(ValueError):
+        write_csv(rows, tmp_path / "table.csv")
+    assert list(tmp_path.iterdir()) == []

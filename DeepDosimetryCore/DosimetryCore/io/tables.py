@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from DosimetryCore.io.outputs import atomic_path
+
 
 def write_csv(
     rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, units: Mapping[str, str] | None = None
@@ -19,14 +21,14 @@ def write_csv(
     """Write ``rows`` (dicts with the same keys, in column order) as CSV; returns the path.
 
     With ``units`` (column -> unit), a second row names each column's unit; its first cell is
-    ``unit``. The folder is created when missing. Raises ValueError for no rows.
+    ``unit``. The folder is created when missing; the file is written under a temporary name and
+    renamed (:func:`DosimetryCore.io.outputs.atomic_path`). Raises ValueError for no rows.
     """
     if not rows:
         raise ValueError(f"{path}: no rows to write")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fields = list(rows[0])
-    with path.open("w", newline="", encoding="utf-8") as stream:
+    with atomic_path(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=fields)
         writer.writeheader()
         if units is not None:
