@@ -158,6 +158,19 @@ def _projection_image(projections: torch.Tensor, spacing_zyx: tuple[float, float
     return set_unit(image, "counts", "SPECT projections (view, row, column)")
 
 
+def spect_projector(
+    activity: sitk.Image, ct: sitk.Image, acquisition: Acquisition, device: torch.device
+) -> SpectProjector:
+    """The SPECT system model of ``acquisition`` on the activity's (axis-aligned) grid, attenuated by the CT
+    (HU, same grid) and with the collimator's depth-dependent response."""
+    shape, spacing = _projector_grid(activity, "activity")
+    require_same_geometry(ct, activity, "ct", "activity")
+    mu = torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_keV))).to(device)
+    angles = np.arange(acquisition.views) * 360.0 / acquisition.views
+    response = collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm)
+    return SpectProjector(shape, spacing, angles, acquisition.radius_mm, mu, response, device=device)
+
+
 def simulate_spect(
     activity: sitk.Image,
     ct: sitk.Image,
@@ -177,13 +190,9 @@ def simulate_spect(
     """
     report = progress or no_progress
     device = resolve_device(device)
-    shape, spacing = _projector_grid(activity, "activity")
-    require_same_geometry(ct, activity, "ct", "activity")
-    mu = torch.from_numpy(sitk.GetArrayFromImage(mu_map(ct, acquisition.energy_keV))).to(device)
-    angles = np.arange(acquisition.views) * 360.0 / acquisition.views
-    response = collimator_response(acquisition.collimator, acquisition.energy_keV, acquisition.intrinsic_fwhm_mm)
     report(0.0, "SPECT projections")
-    projector = SpectProjector(shape, spacing, angles, acquisition.radius_mm, mu, response, device=device)
+    projector = spect_projector(activity, ct, acquisition, device)
+    spacing, angles = projector.spacing_mm, np.arange(acquisition.views) * 360.0 / acquisition.views
     values = _activity_tensor(activity, device)
     projections = {
         name: simulate_spect_projections(
