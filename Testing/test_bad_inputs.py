@@ -98,6 +98,10 @@ CLI_CASES = [
     ("import-planar {i}/wb.dcm --out {i}/not_a_folder", "is a file, not a folder"),
     ("kernel --voxel-mm 0.01 --output {o}/k.nrrd", "outside 0.1-100 mm"),
     ("train dlpvc --data {i} --out {o}/run --save-model bad/name", "--save-model"),
+    ("train dlpvc --data {i} --out {i}/not_a_folder", "is a file, not a folder"),
+    ("demo-pvc --out {i}/not_a_folder", "is a file, not a folder"),
+    ("simulate-pvc --out {i}/not_a_folder --n 1 --seed 1", "is a file, not a folder"),
+    ("evaluate-pvc --data {i} --model dlpvc-r2unet --output {i}/not_a_folder/t.csv", "which is a file"),
 ]
 
 

@@ -120,6 +120,7 @@ def register_pvc(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
+    check_outputs({}, {}, {"--out": arguments.out})
     acquisition = replace(simulation.Acquisition(), views=arguments.views)
     result = write_dataset(
         arguments.out,
@@ -191,6 +192,7 @@ def _load(arguments: argparse.Namespace) -> tuple[TrainedModel | DLPVCModel, dic
 
 
 def _run_evaluate(arguments: argparse.Namespace) -> int:
+    check_outputs({"--data": arguments.data}, {"--output": arguments.output})
     if arguments.update_card and not arguments.model:
         raise ValueError("update-card: needs --model NAME (a registry model), not --checkpoint")
     model, card = _load(arguments)
@@ -257,6 +259,7 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 
 def _run_demo(arguments: argparse.Namespace) -> int:
+    check_outputs({}, {}, {"--out": arguments.out})
     result = run_demo(
         arguments.out,
         arguments.seed,
@@ -315,6 +318,7 @@ def _command_line(arguments: argparse.Namespace) -> str:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
+    check_outputs({"--data": arguments.data}, {}, {"--out": arguments.out})
     if arguments.save_model:
         models.check_model_name(arguments.save_model, "--save-model")
     if arguments.save_model and arguments.save_model in models.list_models(arguments.models_dir):
