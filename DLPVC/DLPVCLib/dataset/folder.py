@@ -40,6 +40,7 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.validation import check_range
 from DosimetryCore.imaging import simulation
+from DosimetryCore.io.outputs import atomic_path
 from DosimetryCore.io.records import read_json
 
 
@@ -148,12 +149,6 @@ def is_complete(case_folder: Path, case_seed: int) -> bool:
         return False
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest without what may change between runs of one dataset (its size and case list)."""
     return {key: value for key, value in manifest.items() if key not in ("n", "cases", "split_counts")}
@@ -171,7 +166,8 @@ def _prepare_folder(out_dir: Path, manifest: dict[str, Any]) -> None:
                 f"out: {out_dir} holds another dataset ({', '.join(differing)} differ); use a new folder"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def _simulate_and_write(

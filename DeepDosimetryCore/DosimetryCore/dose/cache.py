@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.resources import CACHE_ENVIRONMENT_VARIABLE, kernel_cache_dir, kernels_dir
+from ..io.outputs import atomic_path
 
 
 def entry_stem(prefix: str, parameters: dict[str, Any]) -> str:
@@ -72,12 +72,9 @@ def save(stem: str, arrays: dict[str, np.ndarray], record: dict, folder: Path | 
     folder = kernel_cache_dir() if folder is None else Path(folder)
     path = folder / f"{stem}.npz"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial_arrays, partial_record = folder / f".{stem}.partial.npz", folder / f".{stem}.partial.json"
-        np.savez_compressed(partial_arrays, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
-        partial_record.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(partial_arrays, path)
-        os.replace(partial_record, folder / f"{stem}.json")
+        with atomic_path(path) as partial_arrays, atomic_path(folder / f"{stem}.json") as partial_record:
+            np.savez_compressed(partial_arrays, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
+            partial_record.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     except OSError as error:
         warnings.warn(
             f"kernel cache: cannot write {folder} ({error}); the kernel is not kept. "

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.metadata import FRAME_DURATION_KEY, MODALITY_KEY, QUANTITY_KEY, SOURCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import require_image
-from DosimetryCore.io.outputs import atomic_path
+from DosimetryCore.io.outputs import atomic_path, format_suffix
 
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 """File name endings :func:`read_image` and :func:`write_image` accept for volumes."""
@@ -44,11 +44,6 @@ _POSTERIOR_CODES = {"272479007", "R-10214", "255551008"}
 _PET_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "GML": "g/mL", "PROPCNTS": "proportional counts", "NONE": ""}
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
 def read_image(path: str | os.PathLike) -> sitk.Image:
     """Read a volume from NRRD, NIfTI or MHA, or a DICOM series from a folder.
 
@@ -60,7 +55,7 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
         return read_dicom_series(path)
     if not path.is_file():
         raise ValueError(f"path: {path} does not exist")
-    if _suffix(path) not in VOLUME_SUFFIXES:
+    if format_suffix(path).lower() not in VOLUME_SUFFIXES:
         raise ValueError(f"path: {path.name} is not one of the volume formats {', '.join(VOLUME_SUFFIXES)}")
     try:
         return sitk.ReadImage(str(path))
@@ -77,7 +72,7 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
     """
     require_image(image, "image", dimension=None)
     path = Path(path)
-    if _suffix(path) not in VOLUME_SUFFIXES:
+    if format_suffix(path).lower() not in VOLUME_SUFFIXES:
         raise ValueError(f"path: {path.name} is not one of the volume formats {', '.join(VOLUME_SUFFIXES)}")
     with atomic_path(path) as temporary:
         sitk.WriteImage(image, str(temporary), compress)

@@ -71,12 +71,9 @@ def _check_parents(name: str, path: PathLike, target: Path) -> None:
             return
 
 
-def _suffix(path: Path) -> str:
-    """The file's format suffix, double for ``.nii.gz`` and ``.seg.nrrd``."""
-    suffixes = path.suffixes
-    if len(suffixes) >= 2 and suffixes[-1] == ".gz" or len(suffixes) >= 2 and suffixes[-2] == ".seg":
-        return "".join(suffixes[-2:])
-    return path.suffix
+def format_suffix(path: Path) -> str:
+    """The suffix that names a file's format: ``.nii.gz`` for gzipped NIfTI, else the last suffix (as spelled)."""
+    return path.name[-len(".nii.gz") :] if path.name.lower().endswith(".nii.gz") else path.suffix
 
 
 @contextlib.contextmanager
@@ -85,7 +82,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     ends without an exception, deleted otherwise. Parent folders are created."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = _suffix(target)
+    suffix = format_suffix(target)
     stem = target.name[: len(target.name) - len(suffix)] if suffix else target.name
     temporary = target.with_name(f".{stem}.partial-{os.getpid()}{suffix}")
     try:

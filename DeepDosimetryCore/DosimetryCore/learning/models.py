@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from torch import nn
 
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.resources import models_dir
+from DosimetryCore.io.outputs import atomic_path
 from DosimetryCore.io.records import read_json
 
 WEIGHTS_FILE = "model.pt"
@@ -61,12 +61,6 @@ def sha256_of(path: str | Path) -> str:
 
 def _models_root(folder: str | Path | None) -> Path:
     return models_dir() if folder is None else Path(folder)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def _format_value(value: Any) -> str:
@@ -147,7 +141,8 @@ def save_model(
     model_folder.mkdir(parents=True, exist_ok=True)
     weights = model_folder / WEIGHTS_FILE
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    _write_atomic(weights, lambda path: torch.save(state, path))
+    with atomic_path(weights) as temporary:
+        torch.save(state, temporary)
     card = {
         "name": name,
         "trained_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -157,9 +152,10 @@ def save_model(
         "format": CARD_FORMAT,
     }
     text = json.dumps(card, indent=2) + "\n"
-    _write_atomic(model_folder / CARD_FILE, lambda path: path.write_text(text, encoding="utf-8"))
-    markdown = _card_markdown(card)
-    _write_atomic(model_folder / CARD_MARKDOWN, lambda path: path.write_text(markdown, encoding="utf-8"))
+    with atomic_path(model_folder / CARD_FILE) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    with atomic_path(model_folder / CARD_MARKDOWN) as temporary:
+        temporary.write_text(_card_markdown(card), encoding="utf-8")
     return model_folder
 
 

@@ -17,7 +17,6 @@ deterministic, so losses agree only to rounding.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.validation import check_seed
+from DosimetryCore.io.outputs import atomic_path
 
 LATEST_CHECKPOINT = "latest.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -113,9 +113,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, lr_schedule: str, epochs: int):
 
 
 def _save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu") -> dict[str, Any]:
