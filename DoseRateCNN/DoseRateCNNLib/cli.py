@@ -12,12 +12,11 @@ from DosimetryCore import io
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.provenance import stamp_command
 from DosimetryCore.core.volume import require_same_geometry
+from DosimetryCore.dose.montecarlo import DEFAULT_BATCHES, DEFAULT_SEED
+from DosimetryCore.dose.montecarlo import DEFAULT_PHOTON_HISTORIES as DEFAULT_HISTORIES
 from DosimetryCore.io.outputs import check_outputs
 
 _MC_OPTIONS = {"histories": "--histories", "batches": "--batches", "seed": "--seed", "electrons": "--electrons"}
-DEFAULT_HISTORIES = 1_000_000
-DEFAULT_BATCHES = 10
-DEFAULT_SEED = 177
 
 
 def _check_method_options(arguments: argparse.Namespace) -> None:

@@ -26,10 +26,10 @@ def test_levels_keep_the_activity_and_only_the_noise_grows(torso):
         values = sitk.GetArrayFromImage(image)
         assert image.GetMetaData("deepdosimetry.unit") == "Bq/mL" and values.shape == truth.shape
         assert values.sum() == pytest.approx(truth.sum(), rel=0.05)
-    reference = sitk.GetArrayFromImage(
+    reference = sitk.GetArrayFromImage(  # 1e12 counts: practically noise-free
         count_levels.spect_at_count_levels(torso.activity, torso.ct, (1e12,), FAST, iterations=4, subsets=4,
                                            seed=3, device="cpu")[0]
-    )  # fmt: skip  (practically noise-free)
+    )  # fmt: skip
     body = truth > 0
     noise = [np.std((sitk.GetArrayFromImage(image) - reference)[body]) for image in (high, low)]
     assert noise[1] > 1.5 * noise[0]  # 6.3x fewer counts: about 2.5x the noise

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.units import ACTIVITY_UNIT
-from DosimetryCore.core.volume import require_image, unit_of
+from DosimetryCore.core.volume import require_image, unit_of, voxel_volume_ml
 
 
 def _is_finite(values: Any) -> Any:
@@ -129,8 +130,7 @@ def activity_notes(image: sitk.Image, name: str) -> list[str]:
     if unit_of(image) is None:
         notes.append(f"{name}: the image states no unit; its values were taken as {ACTIVITY_UNIT}")
     values = sitk.GetArrayViewFromImage(image)
-    voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
-    total_MBq = float(np.sum(values, dtype=np.float64)) * voxel_ml / 1.0e6
+    total_MBq = float(np.sum(values, dtype=np.float64)) * voxel_volume_ml(image) / BQ_PER_MBQ
     low, high = PLAUSIBLE_TOTAL_ACTIVITY_MBQ
     if total_MBq < low:
         notes.append(

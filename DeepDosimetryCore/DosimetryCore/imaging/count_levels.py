@@ -19,7 +19,7 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.volume import image_from_array, set_unit
 from DosimetryCore.imaging.projection import poisson_counts
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
-from DosimetryCore.imaging.simulation import Acquisition, _activity_tensor, spect_projector
+from DosimetryCore.imaging.simulation import Acquisition, spect_projector
 
 PAPER_COUNT_LEVELS = (1.9e7, 5.5e6, 4.4e6, 3.0e6)
 """Total counts of the four noise levels of Li et al. (all views together)."""
@@ -60,7 +60,7 @@ def spect_at_count_levels(
     device = resolve_device(device)
     projector = spect_projector(activity, ct, acquisition, device)
     expected = simulate_spect_projections(
-        _activity_tensor(activity, device),
+        sitk.GetArrayFromImage(activity).astype(np.float32),
         projector,
         sensitivity_cps_per_MBq=acquisition.sensitivity_cps_per_MBq,
         time_per_view_s=acquisition.time_per_view_s,

@@ -47,11 +47,10 @@ def check_ct_hu(hu: np.ndarray, name: str = "CT") -> None:
         raise ValueError(f"{name}: contains NaN or infinite values")
     low, high = float(values.min()), float(values.max())
     span = f"values {low:g} to {high:g}"
-    whole = low >= 0 and high < LABELMAP_MAX_LABEL and np.all(values == np.round(values))
-    if whole and len(np.unique(values)) <= LABELMAP_MAX_DISTINCT_VALUES:
+    distinct = len(np.unique(values)) if low >= 0 and high < LABELMAP_MAX_LABEL else None
+    if distinct is not None and distinct <= LABELMAP_MAX_DISTINCT_VALUES and np.all(values == np.round(values)):
         raise ValueError(
-            f"{name}: {span} in {len(np.unique(values))} distinct whole numbers look like a labelmap "
-            "(segmentation), not a CT in HU"
+            f"{name}: {span} in {distinct} distinct whole numbers look like a labelmap (segmentation), not a CT in HU"
         )
     if low >= 0 and high <= 5:
         raise ValueError(f"{name}: {span} look like a density map (g/cm^3), not a CT in HU; give the CT itself")
