@@ -42,10 +42,8 @@ weights into the model registry with a model card; its held-out metrics are adde
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,12 +53,11 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-import DosimetryCore
 from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.networks import DLPVCModel
-from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback
 from DosimetryCore.learning import losses, models
+from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
     LossFunction,
     TrainingResult,
@@ -128,33 +125,6 @@ def normalised_loss(name: str) -> LossFunction:
         return function(prediction / scale, target / scale)
 
     return loss
-
-
-def hardware_description(device: str | torch.device | None = None) -> str:
-    """The compute device in words: GPU name and memory, or CPU model, cores and torch threads."""
-    device = resolve_device(device)
-    if device.type == "cuda":
-        properties = torch.cuda.get_device_properties(device)
-        return f"cuda: {properties.name}, {properties.total_memory / 2**30:.0f} GiB"
-    return f"cpu: {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _versions() -> dict[str, str]:
-    return {
-        "deepdosimetry": DosimetryCore.__version__,
-        "torch": torch.__version__,
-        "monai": importlib.metadata.version("monai"),
-        "python": platform.python_version(),
-    }
 
 
 def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +301,7 @@ def train_dlpvc(
         },
         "hardware": hardware_description(device),
         "initialised_from": initialised_from,
-        "versions": _versions(),
+        "versions": software_versions(),
         "command": command,
         "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
         "loss_curve": str(curve),

@@ -8,10 +8,13 @@ Per case (all arrays (z, y, x) on the dose grid, float32):
 - ``spect_<i>`` (Bq/mL): OSEM-RR (16 x 4) of the SPECT at count level i, simulated on the SPECT grid
   (4.8 mm, as clinics reconstruct) and resampled onto the dose grid with the total activity kept;
 - ``vdk_<i>`` (Gy/h): the VDK dose rate of ``spect_<i>`` with Li et al.'s whole-kernel density scaling (the
-  network's residual baseline).
+  network's residual baseline);
+- ``mcspect_<i>`` (Gy/h), only with ``mc_on_spect``: the Monte Carlo dose rate of ``spect_<i>`` (the paper's
+  second reference method; held-out sets only), with the label's histories.
 
 The virtual patients vary per case: tracer (PSMA or DOTATATE), organ uptakes, shapes, deformation, 2 to 6
-lesions of 10 to 50 mm (liver, bone, lymph nodes), and the administered activity in the field.
+lesions of 10 to 50 mm (liver, bone, lymph nodes) and, in most cases, one at the lung's edge, and the
+administered activity in the field.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from DosimetryCore.imaging.count_levels import (
     spect_at_count_levels,
 )
 from DosimetryCore.imaging.simulation import Acquisition
-from DosimetryCore.phantoms import make_torso
+from DosimetryCore.phantoms import add_lung_lesion, make_torso
 from DosimetryCore.physics.tissue import density_g_per_cm3_from_hu
 
 TORSO_FIELD_MM = (500.0, 360.0, 610.0)
@@ -53,8 +56,11 @@ class DoseCaseSettings:
         iterations, subsets: OSEM-RR settings.
         views: SPECT views.
         photon_histories, batches: Monte Carlo settings of the label.
+        mc_on_spect: also compute the Monte Carlo dose rate of each SPECT (for held-out evaluation).
         lesions: range of the number of lesions; lesion_diameter_mm: their diameters.
         total_activity_MBq: range of the activity in the field of view at imaging time.
+        lung_lesion_probability: chance that a case also has a lesion at the lung's edge
+            (:func:`DosimetryCore.phantoms.add_lung_lesion`).
     """
 
     dose_spacing_mm: float = 4.8
@@ -63,11 +69,13 @@ class DoseCaseSettings:
     iterations: int = PAPER_ITERATIONS
     subsets: int = PAPER_SUBSETS
     views: int = 120
-    photon_histories: int = 4_000_000
+    photon_histories: int = 400_000
     batches: int = 10
+    mc_on_spect: bool = False
     lesions: tuple[int, int] = (2, 6)
     lesion_diameter_mm: tuple[float, float] = (10.0, 50.0)
     total_activity_MBq: tuple[float, float] = (1000.0, 7000.0)
+    lung_lesion_probability: float = 0.6
 
 
 def _grid_size(spacing_mm: float) -> tuple[int, int, int]:
@@ -134,7 +142,9 @@ def simulate_dose_case(
         "n_lesions": int(rng.integers(settings.lesions[0], settings.lesions[1] + 1)),
         "total_activity_MBq": float(rng.uniform(*settings.total_activity_MBq)),
     }
-    phantom_seed, spect_seed, mc_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))
+    children = np.random.SeedSequence(seed).spawn(4)
+    phantom_seed, spect_seed, mc_seed, lung_seed = (int(child.generate_state(1)[0]) for child in children)
+    sampled["lung_lesion"] = bool(rng.random() < settings.lung_lesion_probability)
     report(0.0, "virtual patient")
     phantom = make_torso(
         _grid_size(settings.dose_spacing_mm),
@@ -145,6 +155,8 @@ def simulate_dose_case(
         lesion_diameter_mm=settings.lesion_diameter_mm,
         total_activity_MBq=sampled["total_activity_MBq"],
     )
+    if sampled["lung_lesion"]:
+        phantom = add_lung_lesion(phantom, np.random.default_rng(lung_seed), settings.lesion_diameter_mm)
     spect_grid = _centred_grid(settings.spect_spacing_mm)
     activity_spect = _onto(phantom.activity, spect_grid, keep_total=True)
     ct_spect = _onto(phantom.ct, spect_grid, keep_total=False)
@@ -180,12 +192,18 @@ def simulate_dose_case(
         arrays[f"spect_{index}"] = array_from_image(on_dose_grid).astype(np.float32)
         vdk = compute_dose_rate(on_dose_grid, phantom.ct, "vdk", density_scaling="total", device=device)
         arrays[f"vdk_{index}"] = array_from_image(vdk.image).astype(np.float32)
+        if settings.mc_on_spect:
+            mc_spect = compute_dose_rate(
+                on_dose_grid, phantom.ct, "mc", photon_histories=settings.photon_histories, batches=settings.batches,
+                seed=(mc_seed + 1 + index) % 2**32, device=device,
+            )  # fmt: skip
+            arrays[f"mcspect_{index}"] = array_from_image(mc_spect.image).astype(np.float32)
     uncertainty = _mean_uncertainty(arrays["mc"], array_from_image(label.relative_uncertainty), labels)
     record = {
         "seed": seed,
         "settings": asdict(settings),
         "sampled": sampled,
-        "seeds": {"phantom": phantom_seed, "spect": spect_seed, "monte_carlo": mc_seed},
+        "seeds": {"phantom": phantom_seed, "spect": spect_seed, "monte_carlo": mc_seed, "lung_lesion": lung_seed},
         "spacing_mm": settings.dose_spacing_mm,
         "shape_zyx": list(hu.shape),
         "label_names": {str(k): v for k, v in phantom.label_names.items()},
@@ -193,4 +211,3 @@ def simulate_dose_case(
     }
     report(1.0, "case done")
     return arrays, record
-

@@ -55,8 +55,9 @@ from DLPVCLib.dataset.layout import (
     PVCCase,
     WriteResult,
 )
-from DLPVCLib.dataset.seeds import case_seeds, case_sub_seeds, split_of
+from DLPVCLib.dataset.seeds import case_sub_seeds, split_of
 from DLPVCLib.dataset.torch_data import PVCDataset
+from DosimetryCore.learning.case_folder import case_seeds
 
 __all__ = [
     "ACTIVE_FRACTION",

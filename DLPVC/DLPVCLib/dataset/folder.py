@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import DosimetryCore
 from DLPVCLib.dataset.case import simulate_pvc_case
 from DLPVCLib.dataset.layout import (
+    _SPLIT_SALT,
     ACTIVE_FRACTION,
     CASE_IMAGES,
     CASE_RECORD,
@@ -29,23 +24,17 @@ from DLPVCLib.dataset.layout import (
     RECONSTRUCTIONS,
     SHAPE_DIAMETER_MM,
     SPLIT_FRACTIONS,
-    SPLITS,
     TOTAL_ACTIVITY_RANGE_MBQ,
     WriteResult,
 )
-from DLPVCLib.dataset.seeds import _check_fractions, case_seeds, split_of
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.units import ACTIVITY_UNIT
 from DosimetryCore.core.validation import check_range
 from DosimetryCore.imaging import simulation
-from DosimetryCore.io.outputs import atomic_path
 from DosimetryCore.io.records import read_json
-
-
-def _case_id(index: int) -> str:
-    return f"case_{index:05d}"
+from DosimetryCore.learning import case_folder
 
 
 def build_manifest(
@@ -58,12 +47,8 @@ def build_manifest(
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
 ) -> dict[str, Any]:
     """The manifest of a dataset: parameters, and each case's id, seed and split (no timings, so hashable)."""
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n: expected a number of cases >= 1, got {n!r}")
-    fractions = _check_fractions(split_fractions)
-    cases = [
-        {"id": _case_id(i), "seed": s, "split": split_of(s, fractions)} for i, s in enumerate(case_seeds(seed, n))
-    ]
+    fractions = case_folder.check_fractions(split_fractions)
+    cases = case_folder.manifest_cases(seed, n, fractions, _SPLIT_SALT)
     return {
         "format": MANIFEST_FORMAT,
         "generator": "DLPVCLib.dataset.write_dataset",
@@ -80,7 +65,7 @@ def build_manifest(
         "split_fractions": list(fractions),
         "images": {stem: f"{stem}.nrrd" for stem in CASE_IMAGES},
         "units": {"truth": ACTIVITY_UNIT, "ct": "HU", "masks": "label"} | dict.fromkeys(RECONSTRUCTIONS, ACTIVITY_UNIT),
-        "split_counts": {name: sum(case["split"] == name for case in cases) for name in SPLITS},
+        "split_counts": case_folder.split_counts(cases),
         "cases": cases,
     }
 
@@ -138,94 +123,24 @@ def manifest_sha256(folder: str | os.PathLike) -> str:
     return hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest()
 
 
-def is_complete(case_folder: Path, case_seed: int) -> bool:
+def is_complete(case_folder_path: Path, case_seed: int) -> bool:
     """Whether a case folder holds every image and a record of the expected seed."""
-    record = case_folder / CASE_RECORD
-    if not record.is_file() or not all((case_folder / f"{stem}.nrrd").is_file() for stem in CASE_IMAGES):
-        return False
-    try:
-        return json.loads(record.read_text(encoding="utf-8")).get("seed") == case_seed
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
+    files = [f"{stem}.nrrd" for stem in CASE_IMAGES]
+    return case_folder.record_matches(case_folder_path, CASE_RECORD, case_seed, files)
 
 
-def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest without what may change between runs of one dataset (its size and case list)."""
-    return {key: value for key, value in manifest.items() if key not in ("n", "cases", "split_counts")}
-
-
-def _prepare_folder(out_dir: Path, manifest: dict[str, Any]) -> None:
-    """Create ``out_dir`` and write the manifest, refusing one of a different dataset."""
-    path = out_dir / MANIFEST
-    if path.exists():
-        old = _comparable(read_manifest(out_dir))
-        new = _comparable(manifest)
-        differing = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
-        if differing:
-            raise ValueError(
-                f"out: {out_dir} holds another dataset ({', '.join(differing)} differ); use a new folder"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def _simulate_and_write(
-    out_dir: Path,
-    case_id: str,
+def _write_pvc_case(
+    folder: Path,
     case_seed: int,
     parameters: dict[str, Any],
     device: str | None,
     progress: ProgressCallback | None = None,
-) -> float:
-    """Simulate one case into ``.<id>.partial`` and rename it to ``<id>``; returns the wall time (s)."""
-    started = time.perf_counter()
-    final, partial = out_dir / case_id, out_dir / f".{case_id}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+) -> dict[str, Any]:
+    """Simulate one case into ``folder``; returns its record."""
     case = simulate_pvc_case(case_seed, **parameters, device=device, progress=progress)
     for stem, image in case.images.items():
-        io.write_image(image, partial / f"{stem}.nrrd")
-    wall_time = time.perf_counter() - started
-    record = {**case.provenance, "id": case_id, "wall_time_s": wall_time}
-    (partial / CASE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(partial, final)
-    return wall_time
-
-
-def _limit_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _run_pool(
-    out_dir: Path,
-    todo: list[dict[str, Any]],
-    parameters: dict[str, Any],
-    device: str | None,
-    workers: int,
-    report: ProgressCallback,
-) -> dict[str, float]:
-    """Simulate ``todo`` cases in ``workers`` processes, each limited to its share of the CPU threads."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    times: dict[str, float] = {}
-    context = get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,))
-    try:
-        pending = {
-            pool.submit(_simulate_and_write, out_dir, case["id"], case["seed"], parameters, device): case["id"]
-            for case in todo
-        }
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                case_id = pending.pop(future)
-                times[case_id] = future.result()
-                report(len(times) / len(todo), f"{case_id} done ({len(times)}/{len(todo)})")
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    return times
+        io.write_image(image, folder / f"{stem}.nrrd")
+    return case.provenance
 
 
 def write_dataset(
@@ -269,15 +184,11 @@ def write_dataset(
         skipped (already complete) ones.
     """
     report = progress or no_progress
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
     device_name = str(resolve_device(device))
     out_dir = Path(out_dir)
     manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions)
     phantoms.make_torso(size, spacing_mm, seed=0, n_lesions=0)  # refuse a field of view too small before writing
-    _prepare_folder(out_dir, manifest)
-    for stale in out_dir.glob(".case_*.partial"):  # left by an interrupted run
-        shutil.rmtree(stale)
+    case_folder.prepare_folder(out_dir, manifest, read_manifest)
     todo = [case for case in manifest["cases"] if not is_complete(out_dir / case["id"], case["seed"])]
     skipped = [case["id"] for case in manifest["cases"] if case not in todo]
     parameters = {
@@ -287,14 +198,7 @@ def write_dataset(
         "total_activity_range_MBq": tuple(manifest["total_activity_range_MBq"]),
     }
     report(0.0, f"{len(todo)} case(s) to simulate, {len(skipped)} complete")
-    if workers == 1 or len(todo) <= 1:
-        times = {}
-        for index, case in enumerate(todo):
-            case_progress = sub_progress(report, index / len(todo), (index + 1) / len(todo))
-            times[case["id"]] = _simulate_and_write(
-                out_dir, case["id"], case["seed"], parameters, device_name, case_progress
-            )
-    else:
-        times = _run_pool(out_dir, todo, parameters, device_name, min(workers, len(todo)), report)
+    args = (parameters, device_name)
+    times = case_folder.write_cases(out_dir, todo, _write_pvc_case, args, CASE_RECORD, workers, report)
     report(1.0, f"dataset complete: {len(manifest['cases'])} case(s) in {out_dir}")
     return WriteResult(manifest, times, skipped)

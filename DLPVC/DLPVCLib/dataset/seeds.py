@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,15 +9,7 @@ import numpy as np
 from DLPVCLib.dataset.layout import _SPLIT_SALT, SPLIT_FRACTIONS
 from DosimetryCore.core.validation import check_seed
 from DosimetryCore.imaging import simulation
-
-
-def case_seeds(seed: int, n: int) -> list[int]:
-    """The seeds of cases 0..n-1 of a dataset seeded with ``seed``.
-
-    Case ``i``'s seed is child ``i`` of ``numpy.random.SeedSequence(seed)``: it does not depend on
-    ``n``, so a larger dataset with the same seed starts with the same cases.
-    """
-    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(check_seed(seed)).spawn(n)]
+from DosimetryCore.learning import case_folder
 
 
 def case_sub_seeds(case_seed: int) -> dict[str, int]:
@@ -40,20 +30,7 @@ def case_sub_seeds(case_seed: int) -> dict[str, int]:
 
 
 def split_of(case_seed: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> str:
-    """The split (train, val or test) of a case, a function of its seed alone.
-
-    A number u in [0, 1) is taken from the sha256 of the seed; the case is ``train`` when
-    u < fractions[0], ``val`` when u < fractions[0] + fractions[1], else ``test``. So a case never
-    changes split when a dataset grows, when cases are simulated in another order, or on resume.
-    """
-    train, val, _ = _check_fractions(fractions)
-    digest = hashlib.sha256(f"{_SPLIT_SALT} {check_seed(case_seed, 'case seed')}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0**64
-    return "train" if u < train else "val" if u < train + val else "test"
-
-
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
-    values = tuple(float(f) for f in fractions)
-    if len(values) != 3 or min(values) < 0 or not math.isclose(sum(values), 1.0, abs_tol=1e-9):
-        raise ValueError(f"split_fractions: expected 3 shares >= 0 (train, val, test) summing to 1, got {values}")
-    return values
+    """The split (train, val or test) of a case, a function of its seed alone (see
+    :func:`DosimetryCore.learning.case_folder.split_of`), so a case never changes split when a dataset grows,
+    when cases are simulated in another order, or on resume."""
+    return case_folder.split_of(case_seed, fractions, _SPLIT_SALT)

@@ -12,6 +12,7 @@ from ..core.units import DOSE_RATE_UNIT
 from .images import (
     METHODS,
     DoseRateMap,
+    check_dose_inputs,
     compute_dose_rate,
     ct_on_activity_grid,
     segment_table,
@@ -31,6 +32,7 @@ __all__ = [
     "Medium",
     "MonteCarloResult",
     "VoxelKernel",
+    "check_dose_inputs",
     "compute_dose_rate",
     "ct_on_activity_grid",
     "generate_kernel",

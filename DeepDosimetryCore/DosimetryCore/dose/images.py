@@ -71,7 +71,8 @@ class DoseRateMap:
     provenance: dict[str, Any]
 
 
-def _checked_inputs(activity: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+def check_dose_inputs(activity: sitk.Image, ct: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The activity (Bq/mL) and CT (HU) arrays, float32, after checking geometry, units and values."""
     require_image(activity, "activity")
     require_image(ct, "ct")
     require_same_geometry(ct, activity, "ct", "activity")
@@ -151,7 +152,7 @@ def compute_dose_rate(
         raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     if density_scaling not in DENSITY_SCALINGS:
         raise ValueError(f"density_scaling: {density_scaling!r} is not one of {', '.join(DENSITY_SCALINGS)}")
-    activity_array, hu = _checked_inputs(activity, ct)
+    activity_array, hu = check_dose_inputs(activity, ct)
     spacing_zyx = tuple(reversed(activity.GetSpacing()))
     density = density_g_per_cm3_from_hu(hu)
     uncertainty = None

@@ -8,6 +8,7 @@ bit-identical output on the same machine) and vectorised over voxels:
 - :func:`random_activity` builds the random activity distributions of seed 003 (Leube et al.):
   random shapes placed in the body until a target active volume is reached, times a smooth
   non-uniform pattern, scaled to a patient-like total activity.
+- :func:`add_lung_lesion` adds a lesion at the lung's edge to a torso (where voxel dose kernels fail most).
 - :func:`augment` is the patient-specific augmentation of seed 000 (Lopez-Montes et al.): every
   organ's uptake times U(0.5, 2), random rotations (+-5 degrees) and translations, applied to
   activity, CT and labelmap together.
@@ -24,9 +25,20 @@ pubic symphysis) to lung apex, about 610 mm, or up to the parotid glands, about 
 the glands need e.g. ``size=(128, 128, 160)``.
 """
 
+from DosimetryCore.phantoms.lung_lesions import add_lung_lesion
 from DosimetryCore.phantoms.random_activity import random_activity
 from DosimetryCore.phantoms.tables import HU, LABELS, TRACERS, Lesion, Phantom
 from DosimetryCore.phantoms.torso import make_torso
 from DosimetryCore.phantoms.variations import augment
 
-__all__ = ["HU", "LABELS", "TRACERS", "Lesion", "Phantom", "augment", "make_torso", "random_activity"]
+__all__ = [
+    "HU",
+    "add_lung_lesion",
+    "LABELS",
+    "TRACERS",
+    "Lesion",
+    "Phantom",
+    "augment",
+    "make_torso",
+    "random_activity",
+]

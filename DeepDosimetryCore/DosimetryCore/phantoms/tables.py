@@ -32,6 +32,7 @@ LABELS: dict[str, int] = {
     "lesion_liver": 18,
     "lesion_bone": 19,
     "lesion_lymph_node": 20,
+    "lesion_lung": 21,  # only from phantoms.add_lung_lesion
 }
 """Label values of :func:`make_torso` labelmaps (0 is air outside the body)."""
 
@@ -97,6 +98,7 @@ HU: dict[str, float] = {
     "lesion_liver": 35.0,  # hypodense metastasis
     "lesion_bone": 700.0,  # sclerotic metastasis
     "lesion_lymph_node": 35.0,
+    "lesion_lung": 35.0,  # soft-tissue nodule
 }
 """CT numbers (HU) of the tissues of :func:`make_torso`."""
 

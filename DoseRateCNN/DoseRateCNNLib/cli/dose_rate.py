@@ -1,7 +1,7 @@
 """Sub-command ``dose-rate`` of the ``deepdosimetry`` command (entry point ``deepdosimetry.commands``).
 
-    deepdosimetry dose-rate --activity A.nrrd --ct CT.nrrd --method vdk|led|mc --output D.nrrd
-                            [--seg LABELS.nrrd --table T.csv]
+deepdosimetry dose-rate --activity A.nrrd --ct CT.nrrd --method vdk|led|mc --output D.nrrd
+                        [--seg LABELS.nrrd --table T.csv]
 """
 
 from __future__ import annotations
