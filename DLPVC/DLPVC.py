@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
+from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin, installedModels
 from DLPVCLib.constants import DEFAULT_FWHM_MM, MODEL_NAME_PREFIX
 
 IY_CHOICE = "IY-PVC"
@@ -26,18 +26,9 @@ DL_CHOICE_PREFIX = "DL-PVC: "
 
 
 def installedDLPVCModels():
-    """Names of the installed DL-PVC models: ``Resources/Models/dlpvc*`` folders holding a model card.
-
-    Read from the folder without importing torch (which may not be installed yet when Slicer loads
-    the module); the same rule as ``DLPVCLib.correction.installed_models``.
-    """
-    from DosimetryCore.core.resources import models_dir
-
-    try:
-        folder = models_dir()
-    except ValueError:
-        return []
-    return sorted(path.name for path in folder.glob(f"{MODEL_NAME_PREFIX}*") if (path / "model_card.json").is_file())
+    """Names of the installed DL-PVC models (``Resources/Models/dlpvc*``); the same rule as
+    ``DLPVCLib.correction.installed_models``."""
+    return installedModels(MODEL_NAME_PREFIX)
 
 
 METHOD_CHOICES = [*(DL_CHOICE_PREFIX + name for name in installedDLPVCModels()), IY_CHOICE]

@@ -13,6 +13,19 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from slicer.util import VTKObservationMixin
 
 DEVICES = ["auto", "cpu", "cuda"]
+
+
+def installedModels(prefix):
+    """Names of the installed models whose name starts with ``prefix``: ``Resources/Models/<prefix>*`` folders
+    holding a model card, read from the folder without importing torch (which may not be installed yet when
+    Slicer loads the modules); the rule of ``DosimetryCore.learning.models.list_models``."""
+    from DosimetryCore.core.resources import models_dir
+
+    try:
+        folder = models_dir()
+    except ValueError:
+        return []
+    return sorted(path.name for path in folder.glob(f"{prefix}*") if (path / "model_card.json").is_file())
 """Compute-device choices of the panels: auto picks CUDA when available (DosimetryCore.core.device)."""
 
 

@@ -1,8 +1,8 @@
 """DoseRateCNN Slicer module: absorbed dose rate from 177Lu SPECT activity and CT.
 
-This version computes the dose rate with DosimetryCore's methods: voxel dose kernels with density
-scaling (the baseline of Li et al.), local energy deposition and Monte Carlo, with a per-segment
-table. The residual CNN correction arrives with a later version and is not offered before it exists.
+Methods: the residual CNN on the VDK dose rate (Li et al.; one entry per installed ``dose-cnn*`` model), and
+DosimetryCore's voxel dose kernels with density scaling, local energy deposition and Monte Carlo; with a
+segmentation, a per-segment table and a dose-rate-volume histogram chart.
 """
 
 from typing import Annotated
@@ -18,8 +18,21 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin
-from DoseRateCNNLib.constants import METHODS
+from DeepDosimetryCore import DEVICES, DeepDosimetryWidgetMixin, installedModels
+from DoseRateCNNLib.constants import CNN_METHOD, CONVENTIONAL_METHODS
+
+CNN_CHOICE_PREFIX = "CNN (residual on VDK): "
+MODEL_NAME_PREFIX = "dose-cnn"
+
+METHOD_CHOICES = [*(CNN_CHOICE_PREFIX + name for name in installedModels(MODEL_NAME_PREFIX)), *CONVENTIONAL_METHODS]
+"""The panel's methods: one CNN entry per installed dose-rate model (the paper's method first), then vdk, led, mc."""
+
+
+def methodAndModel(choice):
+    """``("cnn", model name)`` or ``(method, None)`` for a method choice of the panel."""
+    if choice.startswith(CNN_CHOICE_PREFIX):
+        return CNN_METHOD, choice[len(CNN_CHOICE_PREFIX) :]
+    return choice, None
 
 
 class DoseRateCNN(ScriptedLoadableModule):
@@ -32,10 +45,13 @@ class DoseRateCNN(ScriptedLoadableModule):
         self.parent.dependencies = ["DeepDosimetryCore"]
         self.parent.contributors = ["DeepDosimetry developers"]
         self.parent.helpText = _(
-            "Voxel dosimetry of 177Lu (Li et al.). This version computes the absorbed dose rate (Gy/h) from a "
-            "SPECT activity volume (Bq/mL) and a CT: voxel S-value kernels of the activity voxel size with density "
-            "scaling (vdk), local deposition of the electron energy (led), or the project's Monte Carlo (mc). "
-            "With a segmentation, a table gives each segment's mean, maximum and D2/D50/D98 % dose rates."
+            "Voxel dosimetry of 177Lu (Li et al.): the absorbed dose rate (Gy/h) of an activity volume (Bq/mL; "
+            "SPECT, a PVC output or a PlanarTo3D output) and a CT. CNN (residual on VDK): a network trained against "
+            "Monte Carlo corrects the VDK dose rate (listed when a model is installed; a warning appears when the "
+            "input is outside its training domain). vdk: voxel S-value kernels with density scaling; led: local "
+            "deposition of the electron energy; mc: the project's Monte Carlo. With a segmentation, a table gives "
+            "each segment's mass, mean, maximum and D2/D50/D98 % dose rates, and a chart its dose-rate-volume "
+            "histogram."
         )
         self.parent.acknowledgementText = _("Method: Li, Fessler, Mikell, Wilderman, Dewaraja.")
 
@@ -46,7 +62,7 @@ class DoseRateCNNParameterNode:
 
     activityVolume: vtkMRMLScalarVolumeNode
     ctVolume: vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(list(METHODS))] = "vdk"
+    method: Annotated[str, Choice(METHOD_CHOICES)] = METHOD_CHOICES[0]
     segmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(DEVICES)] = "auto"
     outputVolume: vtkMRMLScalarVolumeNode
@@ -69,12 +85,14 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
 
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
+        method, modelName = methodAndModel(parameters.method)
         outputs = self.runWithProgress(
             lambda progress: self.logic.process(
                 parameters.activityVolume,
                 parameters.ctVolume,
-                parameters.method,
+                method,
                 parameters.segmentation,
+                modelName=modelName,
                 device=parameters.device,
                 outputVolume=parameters.outputVolume,
                 outputTable=parameters.outputTable,
@@ -82,10 +100,17 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
             ),
         )
         if outputs is not None:
-            parameters.outputVolume, table = outputs
+            parameters.outputVolume, table, chart = outputs
             if table is not None:
                 parameters.outputTable = table
+            if chart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(chart)
             slicer.util.setSliceViewerLayers(foreground=parameters.outputVolume, foregroundOpacity=0.5)
+            from DoseRateCNNLib.logic import warnings_of
+
+            warnings = warnings_of(parameters.outputVolume)
+            if warnings:
+                self.ui.statusLabel.text = "WARNING: " + " | ".join(warnings)
 
 
 class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
@@ -93,7 +118,7 @@ class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
 
     Usage from the Python console or ``Slicer --no-main-window --python-script``::
 
-        doseRate, table = slicer.util.getModuleLogic("DoseRateCNN").process(spectNode, ctNode, "vdk", segNode)
+        doseRate, table, chart = slicer.util.getModuleLogic("DoseRateCNN").process(spectNode, ctNode, "cnn", segNode)
     """
 
     def getParameterNode(self):
@@ -105,15 +130,18 @@ class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
         ctVolume,
         method="vdk",
         segmentation=None,
+        modelName=None,
         device="auto",
         outputVolume=None,
         outputTable=None,
         progress=None,
     ):
-        """Write the dose rate (Gy/h) of ``activityVolume`` into a volume node (and a segment table).
+        """Write the dose rate (Gy/h) of ``activityVolume`` into a volume node (and a segment table and a
+        dose-rate-volume histogram chart). ``method`` is "cnn" (with ``modelName``, default ``dose-cnn``), "vdk",
+        "led" or "mc".
 
-        Returns ``(doseRateVolume, table or None)``. Inputs are never modified; invalid input raises
-        a ValueError and nothing is written.
+        Returns ``(doseRateVolume, table or None, chart or None)``. Inputs are never modified; invalid input
+        raises a ValueError and nothing is written.
         """
         from DoseRateCNNLib.logic import dose_rate_map
 
@@ -122,6 +150,7 @@ class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
             ctVolume,
             method,
             segmentation,
+            model_name=modelName,
             device=None if device == "auto" else device,
             output_volume=outputVolume,
             output_table=outputTable,
@@ -165,9 +194,10 @@ class DoseRateCNNTest(ScriptedLoadableModuleTest):
         lutetium = load_nuclide("Lu-177")
         electron_MeV = lutetium.mean_energy_per_decay_MeV("beta") + lutetium.mean_energy_per_decay_MeV("electron")
         led_expected = 1e6 * electron_MeV * J_PER_MEV * SECONDS_PER_HOUR / (1.02351e-3)  # Gy/h in water, 1 mL
-        led, _ = DoseRateCNNLogic().process(spect, ct, "led")
+        led, _, _ = DoseRateCNNLogic().process(spect, ct, "led")
         self.assertAlmostEqual(float(slicer.util.arrayFromVolume(led)[12, 12, 12]) / led_expected, 1.0, places=3)
-        vdk, table = DoseRateCNNLogic().process(spect, ct, "vdk", segmentation)
+        vdk, table, chart = DoseRateCNNLogic().process(spect, ct, "vdk", segmentation)
+        self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 1)
         centre = float(slicer.util.arrayFromVolume(vdk)[12, 12, 12])
         self.assertGreater(centre, 0.9 * led_expected)
         self.assertEqual(table.GetCellText(0, 0), "source")

@@ -117,7 +117,7 @@ def test_panels_import_only_torch_free_lib_modules_at_load_time(module):
 
 
 def test_the_panel_method_lists_are_the_library_ones():
-    from DoseRateCNNLib.constants import METHODS
+    from DoseRateCNNLib.constants import CONVENTIONAL_METHODS
     from DosimetryCore.dose import METHODS as CORE_METHODS
 
-    assert METHODS == CORE_METHODS
+    assert CONVENTIONAL_METHODS == CORE_METHODS

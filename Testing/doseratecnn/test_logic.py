@@ -43,8 +43,8 @@ def _electron_Gy_per_h(activity_Bq_per_mL: float) -> float:
 
 def test_led_equals_the_local_electron_energy(case):
     _, spect, ct, _ = case
-    led, table = logic.dose_rate_map(spect, ct, "led")
-    assert table is None
+    led, table, chart = logic.dose_rate_map(spect, ct, "led")
+    assert table is None and chart is None
     values = slicer.util.arrayFromVolume(led)
     assert values[12, 12, 12] == pytest.approx(_electron_Gy_per_h(1e6), rel=1e-4)
     assert values[0, 0, 0] == 0.0
@@ -52,11 +52,14 @@ def test_led_equals_the_local_electron_energy(case):
     assert "led" in led.GetAttribute("DeepDosimetry.Provenance")
 
 
-def test_vdk_adds_photon_dose_and_fills_the_table(case):
+def test_vdk_adds_photon_dose_and_fills_the_table_and_histograms(case, tmp_path):
     scene, spect, ct, segmentation = case
     before = slicer.util.arrayFromVolume(spect).copy()
     reports = []
-    vdk, table = logic.dose_rate_map(spect, ct, "vdk", segmentation, progress=lambda f, m: reports.append(f))
+    png = tmp_path / "dvh.png"
+    vdk, table, chart = logic.dose_rate_map(
+        spect, ct, "vdk", segmentation, histogram_png=str(png), progress=lambda f, m: reports.append(f)
+    )
     centre = float(slicer.util.arrayFromVolume(vdk)[12, 12, 12])
     photon_MeV = load_nuclide("Lu-177").mean_energy_per_decay_MeV("photon")
     electron = _electron_Gy_per_h(1e6)
@@ -65,6 +68,12 @@ def test_vdk_adds_photon_dose_and_fills_the_table(case):
     rows = mrml.rows_from_table_node(table)
     assert rows[0]["segment"] == "source"
     assert rows[0]["volume_ml"] == pytest.approx(12**3 * 4.8**3 / 1000)
+    assert rows[0]["mass_g"] == pytest.approx(rows[0]["volume_ml"] * WATER_DENSITY_FROM_CT, rel=1e-4)
+    assert chart.GetNumberOfPlotSeriesNodes() == 1 and png.stat().st_size > 1000
+    series = chart.GetNthPlotSeriesNode(0)
+    data = mrml.rows_from_table_node(series.GetTableNode())
+    volumes = [row["source"] for row in data]
+    assert volumes[0] == 100.0 and volumes[-1] > 0 and all(a >= b for a, b in zip(volumes, volumes[1:], strict=False))
     assert rows[0]["D98%_Gy_per_h"] <= rows[0]["D50%_Gy_per_h"] <= rows[0]["D2%_Gy_per_h"] <= rows[0]["max_Gy_per_h"]
     assert table.GetColumnUnitLabel("mean_Gy_per_h") == "Gy/h"
     assert reports[0] == 0.0 and reports[-1] == 1.0
@@ -75,10 +84,8 @@ def test_chosen_output_nodes_are_filled(case):
     scene, spect, ct, segmentation = case
     volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "mine")
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", "my table")
-    assert logic.dose_rate_map(spect, ct, "led", segmentation, output_volume=volume, output_table=table) == (
-        volume,
-        table,
-    )
+    outputs = logic.dose_rate_map(spect, ct, "led", segmentation, output_volume=volume, output_table=table)
+    assert outputs[:2] == (volume, table)
     assert slicer.util.arrayFromVolume(volume).shape == (24, 24, 24)
     assert table.GetNumberOfRows() == 1
 
@@ -96,7 +103,7 @@ def _ct_node(scene, size: int, name: str):
 def test_ct_outside_its_field_is_air_and_must_cover_the_activity(case):
     scene, spect, _, _ = case
     covering = _ct_node(scene, 17, "covering CT")
-    dose, _ = logic.dose_rate_map(spect, covering, "led")
+    dose, _, _ = logic.dose_rate_map(spect, covering, "led")
     values = slicer.util.arrayFromVolume(dose)
     assert values[12, 12, 12] == pytest.approx(_electron_Gy_per_h(1e6), rel=1e-4) and values[0, 0, 0] == 0.0
     nodes = scene.GetNumberOfNodes()
@@ -126,7 +133,9 @@ def test_bad_activity_is_refused_and_nothing_written(case, change, message):
 def test_bad_ct_method_and_outputs(case):
     scene, spect, ct, _ = case
     with pytest.raises(ValueError, match="method"):
-        logic.dose_rate_map(spect, ct, "cnn")
+        logic.dose_rate_map(spect, ct, "unet")
+    with pytest.raises(ValueError, match="only the cnn method takes a model"):
+        logic.dose_rate_map(spect, ct, "vdk", model_name="dose-cnn")
     with pytest.raises(ValueError, match="inputs are never modified"):
         logic.dose_rate_map(spect, ct, "led", output_volume=spect)
     ct.SetAttribute(mrml.UNIT_ATTRIBUTE, "Bq/mL")

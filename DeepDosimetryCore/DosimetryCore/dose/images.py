@@ -235,6 +235,7 @@ def segment_table(
     labelmap: sitk.Image,
     names: Mapping[int, str] | None = None,
     dose_volume_percents: Sequence[float] = DEFAULT_DOSE_VOLUME_PERCENTS,
+    ct: sitk.Image | None = None,
 ) -> list[dict[str, Any]]:
     """Per-segment dose-rate statistics (Gy/h): mean, std, min, max and D_x% (the minimum dose rate in the
     hottest x % of the segment), via :func:`DosimetryCore.evaluation.segments.segment_statistics`; one dict per segment
@@ -245,6 +246,8 @@ def segment_table(
         labelmap: integer labelmap on the same grid.
         names: ``{label: name}``; default :func:`label_names`.
         dose_volume_percents: the x of the D_x% columns.
+        ct: CT (HU) on the same grid; adds ``mass_g``, each segment's mass from the CT density (Li et al.'s
+            calibration, :func:`DosimetryCore.physics.tissue.density_g_per_cm3_from_hu`).
     """
     require_image(dose_rate, "dose_rate")
     require_image(labelmap, "labelmap")
@@ -262,11 +265,19 @@ def segment_table(
         voxel_volume_ml(dose_rate),
         dose_volume_percents=dose_volume_percents,
     )
-    return [{key: value for key, value in row.items() if key != "sum_times_volume"} for row in rows]
+    rows = [{key: value for key, value in row.items() if key != "sum_times_volume"} for row in rows]
+    if ct is None:
+        return rows
+    require_same_geometry(ct, dose_rate, "ct", "dose_rate")
+    density = density_g_per_cm3_from_hu(array_from_image(ct).astype(np.float32))
+    voxel_ml = voxel_volume_ml(dose_rate)
+    for row in rows:
+        row["mass_g"] = float(density[labels == row["label"]].sum(dtype=np.float64)) * voxel_ml
+    return rows
 
 
 def write_table_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, unit: str = DOSE_RATE_UNIT) -> Path:
     """Write :func:`segment_table` rows as CSV; value columns carry the unit in their name (``mean_Gy_per_h``)."""
-    plain = {"segment", "label", "voxels", "volume_ml"}
+    plain = {"segment", "label", "voxels", "volume_ml", "mass_g"}
     suffix = name_suffix(unit)
     return write_csv([{k if k in plain else f"{k}_{suffix}": v for k, v in row.items()} for row in rows], path)

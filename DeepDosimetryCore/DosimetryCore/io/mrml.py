@@ -340,6 +340,46 @@ def add_table_node(
     return table_node
 
 
+def add_plot_chart(
+    scene: slicer.vtkMRMLScene,
+    x: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    name: str,
+    x_label: str,
+    y_label: str,
+) -> slicer.vtkMRMLPlotChartNode:
+    """Add a plot chart node named ``name``: one line series per curve of ``curves`` over ``x``, its values in a
+    table node ``<name> data`` (column ``x_label`` then one column per curve)."""
+    scene = _scene_of(scene, "scene")
+    if not curves:
+        raise ValueError("curves: nothing to plot")
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} data")
+    table = table_node.GetTable()
+    columns = {x_label: x, **curves}
+    for column_name, values in columns.items():
+        if len(values) != len(x):
+            raise ValueError(f"curves: {column_name} has {len(values)} values for {len(x)} x values")
+        array = vtk.vtkDoubleArray()
+        array.SetName(column_name)
+        for value in values:
+            array.InsertNextValue(float(value))
+        table.AddColumn(array)
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+    chart.SetTitle(name)
+    chart.SetXAxisTitle(x_label)
+    chart.SetYAxisTitle(y_label)
+    for curve in curves:
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"{name}: {curve}")
+        series.SetAndObserveTableNodeID(table_node.GetID())
+        series.SetXColumnName(x_label)
+        series.SetYColumnName(curve)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    table_node.Modified()
+    return chart
+
+
 def rows_from_table_node(table_node: slicer.vtkMRMLTableNode) -> list[dict[str, object]]:
     """The rows of a table node as dicts (numbers as float, the rest as str)."""
     _require_node(table_node, "vtkMRMLTableNode", "table node")

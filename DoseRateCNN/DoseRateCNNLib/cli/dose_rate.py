@@ -30,10 +30,34 @@ def _check_method_options(arguments: argparse.Namespace) -> None:
         ignored.append("--led-photons")
     if method != "vdk" and arguments.density_scaling is not None:
         ignored.append("--density-scaling")
+    if method != "cnn":
+        ignored += [
+            flag for flag, value in (("--model", arguments.model), ("--models-dir", arguments.models_dir)) if value
+        ]
     if ignored:
         raise ValueError(f"{', '.join(ignored)}: not used by --method {method}; remove them or choose their method")
     if arguments.table and not arguments.seg:
         raise ValueError("--table: needs --seg (the labelmap whose segments the table lists)")
+
+
+def _conventional(arguments: argparse.Namespace, activity, ct):
+    from DosimetryCore import dose
+    from DosimetryCore.core.progress import terminal_progress
+
+    return dose.compute_dose_rate(
+        activity,
+        ct,
+        arguments.method,
+        nuclide=arguments.nuclide,
+        include_photons=arguments.led_photons,
+        density_scaling=arguments.density_scaling or "electrons",
+        photon_histories=arguments.histories or DEFAULT_HISTORIES,
+        batches=arguments.batches or DEFAULT_BATCHES,
+        seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
+        electron_transport=arguments.electrons or "kernel",
+        device=resolve_device(arguments.device),
+        progress=terminal_progress(),
+    )
 
 
 def _run_dose_rate(arguments: argparse.Namespace) -> int:
@@ -50,21 +74,14 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
     labelmap = io.read_image(arguments.seg) if arguments.seg else None
     if labelmap is not None:
         require_same_geometry(labelmap, activity, f"--seg {arguments.seg}", f"--activity {arguments.activity}")
-    result = dose.compute_dose_rate(
-        activity,
-        ct,
-        arguments.method,
-        nuclide=arguments.nuclide,
-        include_photons=arguments.led_photons,
-        density_scaling=arguments.density_scaling or "electrons",
-        photon_histories=arguments.histories or DEFAULT_HISTORIES,
-        batches=arguments.batches or DEFAULT_BATCHES,
-        seed=DEFAULT_SEED if arguments.seed is None else arguments.seed,
-        electron_transport=arguments.electrons or "kernel",
-        device=resolve_device(arguments.device),
-        progress=terminal_progress(),
-    )
-    rows = dose.segment_table(result.image, labelmap) if labelmap is not None else []
+    if arguments.method == "cnn":
+        from ..cnn import DEFAULT_MODEL, cnn_dose_rate, load_dose_model
+
+        model, card = load_dose_model(arguments.model or DEFAULT_MODEL, arguments.device, arguments.models_dir)
+        result = cnn_dose_rate(activity, ct, model, card, device=arguments.device, progress=terminal_progress())
+    else:
+        result = _conventional(arguments, activity, ct)
+    rows = dose.segment_table(result.image, labelmap, ct=ct) if labelmap is not None else []
     inputs = {"activity": arguments.activity, "ct": arguments.ct, "seg": arguments.seg}
     stamp_command(result.image, "deepdosimetry dose-rate", inputs)
     path = io.write_image(result.image, arguments.output)
@@ -74,7 +91,10 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
     if arguments.uncertainty and result.relative_uncertainty is not None:
         print(f"{io.write_image(result.relative_uncertainty, arguments.uncertainty)}: relative uncertainty")
     for row in rows:
-        print(f"  {row['segment']}: mean {row['mean']:.4g}, max {row['max']:.4g} {dose.DOSE_RATE_UNIT}")
+        print(
+            f"  {row['segment']}: mean {row['mean']:.4g}, max {row['max']:.4g} {dose.DOSE_RATE_UNIT}, "
+            f"{row['mass_g']:.4g} g"
+        )
     if arguments.table:
         print(f"{dose.write_table_csv(rows, arguments.table)}: per-segment table")
     return 0
@@ -86,9 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--activity", required=True, help="activity concentration image (Bq/mL)")
     rate.add_argument("--ct", required=True, help="CT image (HU), resampled onto the activity's grid")
     rate.add_argument(
-        "--method", choices=("vdk", "led", "mc"), default="vdk",
-        help="voxel dose kernels with density scaling, local energy deposition, or Monte Carlo",
+        "--method", choices=("vdk", "led", "mc", "cnn"), default="vdk",
+        help="voxel dose kernels with density scaling, local energy deposition, Monte Carlo, or the residual CNN "
+        "on the VDK dose rate (Li et al.)",
     )  # fmt: skip
+    rate.add_argument("--model", help="cnn only: installed model name (default dose-cnn)")
+    rate.add_argument("--models-dir", help="cnn only: models folder (default: the resources' Models)")
     rate.add_argument("--output", required=True, help="dose-rate image file (Gy/h); must not be an input")
     rate.add_argument("--seg", help="labelmap image of the segments for the table, on the activity's grid")
     rate.add_argument("--table", help="per-segment table (CSV, Gy/h and mL) of mean, max and D2/D50/D98 dose rates")
