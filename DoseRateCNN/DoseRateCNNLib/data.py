@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_seed
-from DosimetryCore.core.volume import array_from_image, resample_to, set_unit
+from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, set_unit
 from DosimetryCore.dose import compute_dose_rate
 from DosimetryCore.imaging.count_levels import (
     PAPER_COUNT_LEVELS,
@@ -90,6 +90,14 @@ def _centred_grid(spacing_mm: float) -> sitk.Image:
     grid.SetSpacing((spacing_mm,) * 3)
     grid.SetOrigin(tuple(-(n - 1) / 2.0 * spacing_mm for n in size))
     return grid
+
+
+def case_image(array: np.ndarray, spacing_mm: float, unit: str, quantity: str) -> sitk.Image:
+    """An array (z, y, x) of a case as an image of its dose grid (isotropic ``spacing_mm``, centred on (0, 0, 0)
+    mm like the phantoms), with its unit."""
+    origin = [-(n - 1) / 2.0 * spacing_mm for n in array.shape[::-1]]
+    image = image_from_array(np.ascontiguousarray(array), spacing=(spacing_mm,) * 3, origin=origin)
+    return set_unit(image, unit, quantity)
 
 
 def _onto(image: sitk.Image, reference: sitk.Image, keep_total: bool) -> sitk.Image:

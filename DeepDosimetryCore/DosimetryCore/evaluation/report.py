@@ -219,10 +219,12 @@ def write_report(
     extra_volumes: Mapping[str, sitk.Image] | None = None,
     provenance: Mapping[str, Any] | None = None,
     title: str | None = None,
+    slice_index: Sequence[int] | None = None,
 ) -> dict[str, Path]:
     """Compute the metrics and write ``metrics.csv``, ``report.png``, ``report.mrb`` and ``report.json``.
 
-    ``title`` names the case on the figure.
+    ``title`` names the case on the figure; ``slice_index`` is the voxel its slices and profile go through
+    (default: the truth's hottest, see :func:`report_figure`).
 
     The scene holds the truth (volume ``truth``), each estimate (named after its method), the
     ``extra_volumes`` (any 3D images, e.g. CT), the labelmap as segmentation ``segments`` when
@@ -267,7 +269,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "csv": write_csv(rows, out / "metrics.csv", units),
-        "png": report_figure(truth, estimates, out / "report.png", title=title),
+        "png": report_figure(truth, estimates, out / "report.png", slice_index=slice_index, title=title),
         "mrb": mrml.save_scene_bundle(scene, out / "report.mrb"),
         "json": out / "report.json",
     }

@@ -82,3 +82,44 @@ def register_simulate_dose(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--workers", type=int, default=1, help="parallel processes")
     command.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
     command.set_defaults(handler=_run_simulate_dose)
+
+
+def _run_demo_dose(arguments: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    check_outputs({}, {}, {"--out": arguments.out})
+    result = run_demo(
+        arguments.out,
+        seed=arguments.seed,
+        total_counts=arguments.counts,
+        model_name=arguments.model,
+        models_dir=arguments.models_dir,
+        device=arguments.device,
+        progress=terminal_progress(),
+    )
+    print(f"{arguments.out}: report.png, regions.csv, report.mrb ({result['wall_time_s']:.0f} s)")
+    methods = [key[: -len(" MDE %")] for key in result["rows"][0] if key.endswith(" MDE %")]
+    print(f"  {'region':24s}" + "".join(f"{m + ' MDE/NRMSE %':>26s}" for m in methods))
+    for row in result["rows"]:
+        cells = "".join(f"{row[m + ' MDE %']:>13.1f}{row[m + ' NRMSE %']:>13.1f}" for m in methods)
+        print(f"  {row['region']:24s}{cells}")
+    return 0
+
+
+def register_demo_dose(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo-dose`` to the ``deepdosimetry`` command."""
+    from ..cnn import DEFAULT_MODEL
+    from ..demo import DEFAULT_COUNT_LEVEL, DEMO_SEED
+
+    command = subparsers.add_parser(
+        "demo-dose",
+        help="one virtual patient: VDK, Monte Carlo on SPECT and the CNN against the Monte Carlo of the true "
+        "activity, with a figure and the per-region table",
+    )
+    command.add_argument("--out", default="demo-output/dose", help="output folder")
+    command.add_argument("--seed", type=int, default=DEMO_SEED, help="case seed")
+    command.add_argument("--counts", type=float, default=DEFAULT_COUNT_LEVEL, help="total counts of the SPECT")
+    command.add_argument("--model", default=DEFAULT_MODEL, help="installed dose-rate CNN")
+    command.add_argument("--models-dir", help="models folder (default: the resources' Models)")
+    command.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+    command.set_defaults(handler=_run_demo_dose)
