@@ -102,6 +102,17 @@ CLI_CASES = [
     ("demo-pvc --out {i}/not_a_folder", "is a file, not a folder"),
     ("simulate-pvc --out {i}/not_a_folder --n 1 --seed 1", "is a file, not a folder"),
     ("evaluate-pvc --data {i} --model dlpvc-r2unet --output {i}/not_a_folder/t.csv", "which is a file"),
+    ("dose-rate --activity {i}/activity.nrrd --ct {i}/ct_offset.nrrd --method cnn --output {o}/d.nrrd",
+     "shifted by +1024"),
+    ("dose-rate --activity {i}/activity.nrrd --ct {i}/ct_half.nrrd --method cnn --output {o}/d.nrrd", "does not cover"),
+    ("dose-rate --activity {i}/activity.nrrd --ct {i}/ct.nrrd --method cnn --model no-such-model --output {o}/d.nrrd",
+     "no-such-model"),
+    ("dose-rate --activity {i}/activity.nrrd --ct {i}/ct.nrrd --model dose-cnn --output {o}/d.nrrd",
+     "--model: not used by --method vdk"),
+    ("simulate-dose --out {i}/not_a_folder --n 1 --seed 1", "is a file, not a folder"),
+    ("train dose-cnn --data {i} --out {o}/run", "not a DoseRateCNN dataset"),
+    ("evaluate-dose --data {i} --output {o}/t.csv --checkpoint {i}/ct.nrrd", "not a DoseRateCNN dataset"),
+    ("demo-dose --out {i}/not_a_folder", "is a file, not a folder"),
 ]
 
 

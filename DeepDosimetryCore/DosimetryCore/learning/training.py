@@ -127,7 +127,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = "cpu")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint: {path} does not exist")
-    checkpoint = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    except Exception as error:  # torch raises many kinds (UnpicklingError, IndexError, RuntimeError) on other files
+        raise ValueError(f"checkpoint: {path} is not a readable PyTorch checkpoint ({type(error).__name__})") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint: {path} is not a DeepDosimetry training checkpoint (format {CHECKPOINT_FORMAT})")
     return checkpoint

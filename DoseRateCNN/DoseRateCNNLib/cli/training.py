@@ -103,8 +103,8 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     if arguments.update_card and arguments.checkpoint:
         raise ValueError("--update-card: needs --model NAME (an installed model), not --checkpoint")
     check_outputs({"--data": arguments.data, "--checkpoint": arguments.checkpoint}, {"--output": arguments.output})
-    model, card = _model(arguments)
     spacing = float(read_manifest(arguments.data)["settings"]["dose_spacing_mm"])
+    model, card = _model(arguments)
 
     def predict(arrays: dict, level: int):
         voxel_ml = spacing**3 / 1000.0
