@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -158,7 +159,9 @@ def write_cases(
     """Write the ``todo`` cases (dicts with ``id`` and ``seed``) with :func:`write_case`, in this process or in
     ``workers`` spawned processes (a calling script needs the ``if __name__ == "__main__":`` guard), each with
     cpu_count / workers torch threads; returns each case's wall time (s). ``progress`` may raise
-    :class:`~DosimetryCore.core.progress.Cancelled`: finished cases stay."""
+    :class:`~DosimetryCore.core.progress.Cancelled`: finished cases stay. When the driver stops (an error,
+    Ctrl-C, SIGTERM), the worker processes are ended with it. Call from the main thread (signal handler).
+    """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
     report = progress or no_progress
@@ -170,9 +173,9 @@ def write_cases(
         return times
     workers = min(workers, len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
-    )
+    context = get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,))
+    previous = signal.signal(signal.SIGTERM, _terminated)  # so that `kill` of the driver stops the workers too
     try:
         pending = {
             pool.submit(write_case, out_dir, case["id"], case["seed"], writer, args, record_name): case["id"]
@@ -185,7 +188,22 @@ def write_cases(
                 times[name] = future.result()
                 report(len(times) / len(todo), f"{name} done ({len(times)}/{len(todo)})")
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(pool)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     pool.shutdown()
     return times
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued cases and end the running ones: a worker left running would go on writing into the
+    folder after its driver is gone (its partial folder is removed by the next run)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
