@@ -219,7 +219,8 @@ def write_tables(evaluation: DoseEvaluation, path_csv: str | os.PathLike, title:
 
 
 def card_metrics(evaluation: DoseEvaluation) -> dict[str, Any]:
-    """Model-card fields: the CNN's all-level metrics per region, and VDK's and MC's as baselines."""
+    """Model-card fields: the CNN's all-level metrics per region, and VDK's and MC's as baselines (no machine
+    paths: the data is named by its manifest's sha256)."""
     overall = [row for row in evaluation.rows if row["count_level"] == "all"]
 
     def of(method: str) -> dict[str, float]:
@@ -229,6 +230,6 @@ def card_metrics(evaluation: DoseEvaluation) -> dict[str, Any]:
     return {
         "metrics": of("CNN"),
         "baselines": {"VDK on SPECT": of("VDK"), "Monte Carlo on SPECT": of("MC on SPECT")},
-        "evaluation": evaluation.provenance,
+        "evaluation": {key: value for key, value in evaluation.provenance.items() if key != "data"},
         "held_out_table": evaluation.rows,
     }
