@@ -62,6 +62,7 @@ from DosimetryCore.learning.training import (
     LossFunction,
     TrainingResult,
     plot_loss_curve,
+    result_record,
     seed_everything,
     train,
 )
@@ -289,16 +290,7 @@ def train_dlpvc(
     }
     summary = {
         **_description(model, train_set, len(val_set), training),
-        "result": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "stopped_early": result.stopped_early,
-            "wall_time_s": result.wall_time_s,
-            "seconds_per_epoch": result.wall_time_s / len(result.history),
-            "this_run_wall_time_s": run_time,
-            "history": result.history,
-        },
+        "result": result_record(result, run_time),
         "hardware": hardware_description(device),
         "initialised_from": initialised_from,
         "versions": software_versions(),

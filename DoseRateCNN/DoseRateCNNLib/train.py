@@ -23,7 +23,7 @@ from typing import Any
 
 from DosimetryCore.core.progress import ProgressCallback
 from DosimetryCore.learning.runtime import hardware_description, software_versions
-from DosimetryCore.learning.training import TrainingResult, plot_loss_curve, seed_everything, train
+from DosimetryCore.learning.training import TrainingResult, plot_loss_curve, result_record, seed_everything, train
 
 from .dataset import manifest_sha256
 from .training_data import (
@@ -161,15 +161,7 @@ def train_dose_cnn(
             **settings,
             "early_stop_patience": patience,
         },
-        "result": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "stopped_early": result.stopped_early,
-            "wall_time_s": result.wall_time_s,
-            "this_run_wall_time_s": run_time,
-            "history": result.history,
-        },
+        "result": result_record(result, run_time),
         "hardware": hardware_description(device),
         "versions": software_versions(),
         "command": command,

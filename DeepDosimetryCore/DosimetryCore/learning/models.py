@@ -111,6 +111,14 @@ def check_model_name(name: str, option: str = "name") -> str:
     return name
 
 
+def check_new_model_name(name: str, folder: str | Path | None, overwrite: bool, option: str = "--save-model") -> str:
+    """``name`` if a model may be saved under it: a valid name, not installed yet unless ``overwrite``."""
+    check_model_name(name, option)
+    if name in list_models(folder) and not overwrite:
+        raise ValueError(f"{option}: model {name!r} exists; pass --overwrite to replace it")
+    return name
+
+
 def save_model(
     model: nn.Module,
     name: str,

@@ -341,6 +341,21 @@ def train(
     )
 
 
+def result_record(result: TrainingResult, this_run_wall_time_s: float) -> dict[str, Any]:
+    """What a training run did, for its summary: epochs run, best epoch and loss, early stop, wall times (s),
+    and the per-epoch history."""
+    return {
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
+        "wall_time_s": result.wall_time_s,
+        "seconds_per_epoch": result.wall_time_s / len(result.history),
+        "this_run_wall_time_s": this_run_wall_time_s,
+        "history": result.history,
+    }
+
+
 def plot_loss_curve(history: Sequence[dict[str, float]], path_png: str | Path) -> Path:
     """Draw training and validation loss per epoch (log scale when positive) into a PNG; returns its path.
 

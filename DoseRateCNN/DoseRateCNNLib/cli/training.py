@@ -25,9 +25,7 @@ from ..training_data import PackedDoseNet
 def _run_train(arguments: argparse.Namespace) -> int:
     check_outputs({"--data": arguments.data}, {}, {"--out": arguments.out})
     if arguments.save_model:
-        models.check_model_name(arguments.save_model, "--save-model")
-        if arguments.save_model in models.list_models(arguments.models_dir) and not arguments.overwrite:
-            raise ValueError(f"--save-model: model {arguments.save_model!r} exists; pass --overwrite to replace it")
+        models.check_new_model_name(arguments.save_model, arguments.models_dir, arguments.overwrite)
     run = train_dose_cnn(
         arguments.data,
         arguments.out,
