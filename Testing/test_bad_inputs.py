@@ -113,6 +113,10 @@ CLI_CASES = [
     ("train dose-cnn --data {i} --out {o}/run", "not a DoseRateCNN dataset"),
     ("evaluate-dose --data {i} --output {o}/t.csv --checkpoint {i}/ct.nrrd", "not a DoseRateCNN dataset"),
     ("demo-dose --out {i}/not_a_folder", "is a file, not a folder"),
+    ("absorbed-dose --timepoint 24:{i}/activity.nrrd:{i}/ct.nrrd --half-life-h 50 --output {o}/d.nrrd",
+     "expected a dose rate in Gy/h"),
+    ("absorbed-dose --timepoint 24:{i}/activity.nrrd --output {o}/d.nrrd", "TIME_H:DOSE_RATE_FILE:CT_FILE"),
+    ("absorbed-dose --timepoint 24:{i}/activity.nrrd:{i}/ct.nrrd --output {i}/ct.nrrd", "--output"),
 ]
 
 

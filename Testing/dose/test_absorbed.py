@@ -84,3 +84,26 @@ def test_bad_time_points_are_refused(torso):
     single = absorbed_dose([TimePoint(24.0, rate, ct)], effective_half_life_h=70.0)
     liver = array_from_image(single.image)[array_from_image(torso.labels) == LABELS["liver"]]
     assert np.median(liver) == pytest.approx(0.02 * 70.0 / math.log(2), rel=1e-4)
+
+
+def test_the_command_line_writes_the_map_table_curves_and_histograms(torso, tmp_path, capsys):
+    from DosimetryCore import io
+    from DosimetryCore.cli import main as cli
+
+    argv = ["absorbed-dose"]
+    for time_h, shift in zip(TIMES_H[:3], SHIFTS_MM[:3], strict=True):
+        rate = io.write_image(_shifted(_dose_rate(torso, time_h), shift, 0.0), tmp_path / f"rate_{time_h:g}.nrrd")
+        ct = io.write_image(_shifted(torso.ct, shift, -1000.0), tmp_path / f"ct_{time_h:g}.nrrd")
+        argv += ["--timepoint", f"{time_h:g}:{rate}:{ct}"]
+    seg = io.write_image(torso.labels, tmp_path / "seg.nrrd")
+    out = tmp_path / "out"
+    argv += ["--seg", str(seg), "--output", str(out / "dose.nrrd"), "--table", str(out / "t.csv"),
+             "--curves", str(out / "c.png"), "--dvh", str(out / "h.png")]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"dose.nrrd", "t.csv", "c.png", "h.png"}
+    header = (out / "t.csv").read_text().splitlines()[0]
+    assert "mean_Gy" in header and "uncertainty_Gy" in header and "D98%_Gy" in header
+    assert "registered: shift" in capsys.readouterr().out
+    backwards = [*argv[:1], *argv[3:5], *argv[1:3], "--output", str(tmp_path / "x.nrrd")]
+    assert cli.main(backwards) == 2 and "strictly increasing" in capsys.readouterr().err
+    assert not (tmp_path / "x.nrrd").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import DosimetryCore
 from DosimetryCore import io
+from DosimetryCore.cli import absorbed as absorbed_cli
 from DosimetryCore.cli import dose as dose_cli
 from DosimetryCore.cli import report as report_cli
 from DosimetryCore.cli import simulate as simulation_cli
@@ -101,6 +102,7 @@ def _add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     planar.set_defaults(handler=_run_import_planar)
     simulation_cli.register(subparsers)
     dose_cli.register(subparsers)
+    absorbed_cli.register(subparsers)
     report_cli.register(subparsers)
 
 

@@ -117,7 +117,10 @@ def _fit(function, times: np.ndarray, samples: np.ndarray, start: list[float], l
 
 
 def _spread(gradient: np.ndarray, covariance: np.ndarray) -> float:
-    variance = float(gradient @ covariance @ gradient)
+    """Delta-method standard deviation; NaN when the fit's covariance is not defined (as many points as
+    parameters: curve_fit returns infinities)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        variance = float(gradient @ covariance @ gradient)
     return math.sqrt(variance) if math.isfinite(variance) and variance >= 0 else math.nan
 
 
