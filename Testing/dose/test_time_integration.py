@@ -81,3 +81,10 @@ def test_voxels_are_integrated_at_once_with_the_trapezoid_where_the_fit_fails():
     assert integral[0] == pytest.approx(2.0 / decay, rel=1e-5) and models.tolist() == [1, 2, 0]
     expected = ti.integrate_segment(times, values[:, 1], model="trapezoid").integral
     assert integral[1] == pytest.approx(expected, rel=1e-6) and integral[2] == 0.0
+
+
+def test_three_points_too_few_for_aicc_take_the_mono_exponential():
+    decay = math.log(2) / 60.0
+    times = np.array([24.0, 96.0, 168.0])
+    result = ti.integrate_segment(times, 0.5 * np.exp(-decay * times))
+    assert result.model == "mono" and result.integral == pytest.approx(0.5 / decay, rel=0.005)

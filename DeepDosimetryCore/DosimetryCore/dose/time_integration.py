@@ -13,11 +13,12 @@ EJNMMI Physics 2022;9:30; MIRD Pamphlet 23):
   a mono-exponential through r(t_1) with lambda = ln 2 / T, D = r(t_1) exp(lambda t_1) / lambda.
 
 :func:`integrate_segment` fits the models a series allows and chooses one by the corrected Akaike criterion
-(AICc, the smallest wins; the trapezoid is the fallback when no fit converges or too few points allow AICc), or
-uses the model the user names. Fit uncertainty (1 standard deviation, from the fit's covariance by the delta
-method) goes with the integral. :func:`integrate_voxels` integrates every voxel at once with the mono-exponential
-fitted to the logarithm of the values (vectorised), falling back to the trapezoid where that fit is not
-decreasing at least as fast as physical decay.
+(AICc, the smallest wins; with too few points for AICc, as 3 points for two parameters, the mono-exponential
+when it converges; the trapezoid when no fit converges), or uses the model the user names. Fit uncertainty
+(1 standard deviation, from the fit's covariance by the delta method) goes with the integral.
+:func:`integrate_voxels` integrates every voxel at once with the mono-exponential fitted to the logarithm of
+the values (vectorised), falling back to the trapezoid where that fit is not decreasing at least as fast as
+physical decay.
 """
 
 from __future__ import annotations
@@ -197,8 +198,8 @@ def integrate_segment(
             continue
     ranked = [fit for fit in fits if fit.aicc is not None]
     candidates = {fit.model: fit.aicc for fit in ranked}
-    if not ranked:
-        return trapezoid(times, samples, decay)
+    if not ranked:  # too few points for AICc (3 for mono): the simplest fit that converged, else the trapezoid
+        return fits[0] if fits and fits[0].model == "mono" else trapezoid(times, samples, decay)
     best = min(ranked, key=lambda fit: fit.aicc)
     return TimeIntegral(best.model, best.integral, best.uncertainty, best.effective_half_life_h, best.parameters,
                         best.aicc, candidates)  # fmt: skip
