@@ -221,6 +221,10 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "wall_time_s": summary["result"]["wall_time_s"],
         "epochs": summary["result"]["epochs_run"],
         "best_epoch": summary["result"]["best_epoch"],
+        "loss_history": [
+            {key: entry[key] for key in ("epoch", "train_loss", "val_loss", "lr")}
+            for entry in summary["result"]["history"]
+        ],
         "versions": summary["versions"],
         "metrics": {},
         "baselines": {},
