@@ -145,18 +145,22 @@ PANELS = {
         ],
     ),
     "DoseRateCNN": (
-        "Absorbed dose rate (Gy/h) of 177Lu from SPECT activity (Bq/mL) and CT: voxel dose kernels with density "
-        "scaling (VDK), local energy deposition (LED) or Monte Carlo (MC).",
+        "Absorbed dose rate (Gy/h) of 177Lu from activity (Bq/mL) and CT: the residual CNN on the VDK dose rate "
+        "(Li et al.), voxel dose kernels with density scaling (VDK), local energy deposition (LED) or Monte Carlo "
+        "(MC).",
         [
             selector("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode", False,
                      False, "Quantitative SPECT activity concentration (Bq/mL). It is never modified."),
             selector("CT volume:", "ctVolumeSelector", "ctVolume", "vtkMRMLScalarVolumeNode", False, False,
                      "CT in Hounsfield units, resampled onto the activity grid. It is never modified."),
             combo_box("Method:", "methodComboBox", "method",
-                      "vdk: 177Lu voxel S-value kernel of the activity voxel size, times 1.04 g/cm3 over the CT "
-                      "density (Li et al.). led: electron energy deposited in the decay voxel. mc: Monte Carlo."),
+                      "CNN (residual on VDK): the installed network corrects the VDK dose rate; it warns when the "
+                      "input is outside its training domain. vdk: 177Lu voxel S-value kernel of the activity voxel "
+                      "size, times 1.04 g/cm3 over the CT density (Li et al.). led: electron energy deposited in the "
+                      "decay voxel. mc: Monte Carlo."),
             selector("Segmentation:", "segmentationSelector", "segmentation", "vtkMRMLSegmentationNode", True, False,
-                     "Optional segments for the table of mean, max and D2/D50/D98 % dose rates."),
+                     "Optional segments for the table of mass, mean, max and D2/D50/D98 % dose rates and the "
+                     "dose-rate-volume histogram chart."),
             combo_box("Device:", "deviceComboBox", "device",
                       "Where the computation runs; auto uses CUDA when available."),
             selector("Dose-rate volume:", "outputVolumeSelector", "outputVolume", "vtkMRMLScalarVolumeNode", True,
