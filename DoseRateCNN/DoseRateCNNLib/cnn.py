@@ -16,7 +16,6 @@ outside the model's training domain (voxel size far off the training grid).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,14 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.units import DOSE_RATE_UNIT
 from DosimetryCore.core.validation import activity_notes
-from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, resample_to_spacing, set_unit
+from DosimetryCore.core.volume import (
+    array_from_image,
+    image_from_array,
+    resample_to,
+    resample_to_spacing,
+    set_unit,
+    with_total_of,
+)
 from DosimetryCore.dose.images import AIR_HU, BODY_MASK_DESCRIPTION
 from DosimetryCore.learning import models
 from DosimetryCore.physics.ct import body_mask
@@ -71,11 +77,7 @@ def domain_warnings(activity: sitk.Image, card: dict[str, Any]) -> list[str]:
 
 def _network_grid_activity(activity: sitk.Image, spacing_mm: float) -> sitk.Image:
     """The activity resampled onto isotropic ``spacing_mm`` voxels over the same field, total activity kept."""
-    moved = resample_to_spacing(activity, (spacing_mm,) * 3, "linear")
-    before = float(array_from_image(activity).sum(dtype=np.float64)) * math.prod(activity.GetSpacing())
-    after = float(array_from_image(moved).sum(dtype=np.float64)) * math.prod(moved.GetSpacing())
-    if after > 0:
-        moved = moved * (before / after)
+    moved = with_total_of(resample_to_spacing(activity, (spacing_mm,) * 3, "linear"), activity)
     return set_unit(sitk.Cast(moved, sitk.sitkFloat32), "Bq/mL", "activity concentration")
 
 

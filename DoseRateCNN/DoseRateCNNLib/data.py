@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_seed
-from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, set_unit
+from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, set_unit, with_total_of
 from DosimetryCore.dose import compute_dose_rate
 from DosimetryCore.imaging.count_levels import (
     PAPER_COUNT_LEVELS,
@@ -104,12 +104,7 @@ def _onto(image: sitk.Image, reference: sitk.Image, keep_total: bool) -> sitk.Im
     """``image`` resampled linearly onto ``reference``'s grid; with ``keep_total`` the activity (sum of
     concentration x voxel volume) of the field is kept."""
     moved = resample_to(sitk.Cast(image, sitk.sitkFloat32), reference, "linear", default_value=0.0)
-    if keep_total:
-        before = float(array_from_image(image).sum(dtype=np.float64)) * math.prod(image.GetSpacing())
-        after = float(array_from_image(moved).sum(dtype=np.float64)) * math.prod(moved.GetSpacing())
-        if after > 0:
-            moved = moved * (before / after)
-    return moved
+    return with_total_of(moved, image) if keep_total else moved
 
 
 def _mean_uncertainty(dose: np.ndarray, relative: np.ndarray, labels: np.ndarray) -> dict[int, float]:

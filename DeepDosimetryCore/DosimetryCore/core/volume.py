@@ -106,6 +106,14 @@ def voxel_volume_ml(image: sitk.Image) -> float:
     return float(np.prod(image.GetSpacing())) / 1000.0
 
 
+def with_total_of(moved: sitk.Image, original: sitk.Image) -> sitk.Image:
+    """``moved`` (a resampled concentration) scaled so that its sum x voxel volume equals ``original``'s: what
+    resampling an extensive quantity such as activity must keep. Unchanged when ``moved`` sums to zero."""
+    before = float(array_from_image(original).sum(dtype=np.float64)) * float(np.prod(original.GetSpacing()))
+    after = float(array_from_image(moved).sum(dtype=np.float64)) * float(np.prod(moved.GetSpacing()))
+    return moved * (before / after) if after > 0 else moved
+
+
 def same_geometry(a: sitk.Image, b: sitk.Image, tolerance_mm: float = 1e-3) -> bool:
     """True when ``a`` and ``b`` share size, spacing, origin (within ``tolerance_mm``) and direction."""
     return (

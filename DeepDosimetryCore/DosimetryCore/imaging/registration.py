@@ -1,11 +1,10 @@
-"""Registration of a time point's CT onto a reference CT, and moving its activity or dose rate with it.
+"""Registration of a time point's CT onto a reference CT.
 
 :func:`register_ct` finds the rigid transform (SimpleITK Euler 3D, Mattes mutual information, three resolution
 levels) that maps points of the reference CT into the moving CT, optionally refined by a B-spline deformation,
 and measures the quality reached: the normalised cross-correlation of the two CTs inside the reference body
-before and after. :func:`move_onto` resamples an image of the moving time point (activity, dose rate) onto the
-reference grid through that transform; activity keeps its total (it is extensive), dose rate is resampled as
-it is (intensive).
+before and after; images of the moving time point are resampled onto the reference grid through that
+transform (see :func:`DosimetryCore.dose.absorbed.absorbed_dose`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.volume import array_from_image, require_image, set_unit, unit_of
+from ..core.volume import array_from_image, require_image
 from ..physics.ct import body_mask
 
 MIN_CORRELATION = 0.8
@@ -111,16 +110,3 @@ def register_ct(reference_ct: sitk.Image, moving_ct: sitk.Image, deformable: boo
         )
     angles = tuple(float(np.degrees(a)) for a in (rigid.GetAngleX(), rigid.GetAngleY(), rigid.GetAngleZ()))
     return Registration(transform, tuple(rigid.GetTranslation()), angles, before, after, deformable)
-
-
-def move_onto(image: sitk.Image, reference: sitk.Image, registration: Registration, keep_total: bool) -> sitk.Image:
-    """``image`` (on the moving CT's patient frame) resampled onto ``reference``'s grid through the registration;
-    with ``keep_total`` (activity) scaled so its sum x voxel volume is kept. Outside the image: 0."""
-    moved = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), reference, registration.transform, sitk.sitkLinear, 0.0)
-    if keep_total:
-        before = float(array_from_image(image).sum(dtype=np.float64)) * float(np.prod(image.GetSpacing()))
-        after = float(array_from_image(moved).sum(dtype=np.float64)) * float(np.prod(moved.GetSpacing()))
-        if after > 0:
-            moved = moved * (before / after)
-    unit = unit_of(image)
-    return set_unit(moved, unit, "moved onto the reference time point") if unit else moved
