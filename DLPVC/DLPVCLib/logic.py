@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
 from DLPVCLib.correction import TABLE_UNITS, correct_dl, correct_iy, load_dlpvc_model, segment_rows
 from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE
+from DosimetryCore.core.acquisition_time import carry_acquisition_time
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_activity_image
 from DosimetryCore.io import mrml
@@ -102,6 +103,7 @@ def correct_volume(
         report(0.05, f"Loading DL-PVC model {model_name}")
         model = load_dlpvc_model(model_name, models_folder, device)
         corrected = correct_dl(image, model, progress=sub_progress(report, 0.1, 0.9))
+    carry_acquisition_time(image, corrected)
     rows = segment_rows(image, corrected, labelmap, names) if labelmap is not None else None
     report(1.0, "Writing the results")
     volume = _write_volume(spect_node, corrected, METHODS[method], output_volume)

@@ -24,6 +24,7 @@ import SimpleITK as sitk
 import torch
 
 from DosimetryCore import dose
+from DosimetryCore.core.acquisition_time import carry_acquisition_time
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.provenance import stamp
@@ -142,6 +143,7 @@ def cnn_dose_rate(
     back = resample_to(image_from_array(dose_net.astype(np.float32), activity_net), activity, "linear")
     dose_values = np.clip(array_from_image(back), 0.0, None) * body_mask(hu)
     image = set_unit(image_from_array(dose_values.astype(np.float32), activity), DOSE_RATE_UNIT, "absorbed dose rate")
+    carry_acquisition_time(activity, image)
     warnings = [*activity_notes(activity, "activity"), *domain_warnings(activity, card)]
     provenance = {
         "method": "cnn",

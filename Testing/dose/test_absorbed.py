@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -79,8 +81,12 @@ def test_bad_time_points_are_refused(torso):
         absorbed_dose([TimePoint(24.0, rate, ct), TimePoint(4.0, rate, ct)])
     with pytest.raises(ValueError, match="--half-life-h"):
         absorbed_dose([TimePoint(24.0, rate, ct)])
-    with pytest.raises(ValueError, match="expected a dose rate in Gy/h"):
-        absorbed_dose([TimePoint(24.0, set_unit(sitk.Image(rate), "Bq/mL"), ct)], effective_half_life_h=50.0)
+    with pytest.raises(ValueError, match="expected a dose rate in Gy/h or an activity in Bq/mL; the image says 'HU'"):
+        absorbed_dose([TimePoint(24.0, set_unit(_dose_rate(torso, 24.0), "HU"), ct)], effective_half_life_h=50.0)
+    unitless = _dose_rate(torso, 24.0)
+    unitless.EraseMetaData("deepdosimetry.unit")
+    with pytest.raises(ValueError, match="states no unit"):
+        absorbed_dose([TimePoint(24.0, unitless, ct)], effective_half_life_h=50.0)
     single = absorbed_dose([TimePoint(24.0, rate, ct)], effective_half_life_h=70.0)
     liver = array_from_image(single.image)[array_from_image(torso.labels) == LABELS["liver"]]
     assert np.median(liver) == pytest.approx(0.02 * 70.0 / math.log(2), rel=1e-4)
@@ -107,3 +113,41 @@ def test_the_command_line_writes_the_map_table_curves_and_histograms(torso, tmp_
     backwards = [*argv[:1], *argv[3:5], *argv[1:3], "--output", str(tmp_path / "x.nrrd")]
     assert cli.main(backwards) == 2 and "strictly increasing" in capsys.readouterr().err
     assert not (tmp_path / "x.nrrd").exists()
+
+
+def test_activity_time_points_become_vdk_dose_rates(torso):
+    """An activity time point gives the absorbed dose of its VDK dose rate, the same as giving that dose rate."""
+    from DosimetryCore.dose import compute_dose_rate
+
+    activity = torso.activity
+    rate = compute_dose_rate(activity, torso.ct, "vdk").image
+    from_activity = absorbed_dose([TimePoint(24.0, activity, torso.ct)], effective_half_life_h=60.0)
+    from_rate = absorbed_dose([TimePoint(24.0, rate, torso.ct)], effective_half_life_h=60.0)
+    np.testing.assert_allclose(array_from_image(from_activity.image), array_from_image(from_rate.image), rtol=1e-6)
+    assert array_from_image(from_activity.image).max() > 0
+    record = json.loads(from_activity.image.GetMetaData("deepdosimetry.provenance"))
+    assert record["inputs"] == [{"time_h": 24.0, "unit": "Bq/mL", "dose_rate_method": "vdk"}]
+
+
+def test_the_command_line_reads_times_from_the_acquisition_time(torso, tmp_path, capsys):
+    from DosimetryCore import io
+    from DosimetryCore.cli import main as cli
+    from DosimetryCore.core.acquisition_time import set_acquisition_datetime
+
+    argv = ["absorbed-dose", "--administered", "2026-11-30T10:00"]
+    for time_h in TIMES_H[:2]:
+        rate = set_acquisition_datetime(_dose_rate(torso, time_h), datetime(2026, 11, 30, 10) + timedelta(hours=time_h))
+        argv += ["--timepoint", f"dicom:{io.write_image(rate, tmp_path / f'r{time_h:g}.nrrd')}:"
+                 f"{io.write_image(torso.ct, tmp_path / f'ct{time_h:g}.nrrd')}"]  # fmt: skip
+    argv += ["--output", str(tmp_path / "dose.nrrd"), "--no-registration"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "= 4.00 h after administration" in out and "= 24.00 h after administration" in out
+    record = json.loads(io.read_image(tmp_path / "dose.nrrd").GetMetaData("deepdosimetry.provenance"))
+    assert record["times_h"] == [4.0, 24.0] and record["administered"] == "2026-11-30T10:00"
+    timepoints = argv[3:-3]
+    late = [*argv[:2], "2026-11-30T15:00", *timepoints, "--output", str(tmp_path / "late.nrrd"), "--no-registration"]
+    assert cli.main(late) == 2 and "is not after the administration" in capsys.readouterr().err
+    assert cli.main(["absorbed-dose", *timepoints, "--output", str(tmp_path / "n.nrrd")]) == 2
+    assert "needs --administered" in capsys.readouterr().err
+    assert not (tmp_path / "late.nrrd").exists() and not (tmp_path / "n.nrrd").exists()

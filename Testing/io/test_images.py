@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from dicom_builders import SECONDARY_CAPTURE, write_nm_tomographic, write_series
 
 from DosimetryCore import io
-from DosimetryCore.core.metadata import UNIT_KEY
+from DosimetryCore.core.metadata import ACQUISITION_DATETIME_KEY, UNIT_KEY
 from DosimetryCore.core.volume import image_from_array
 
 
@@ -51,6 +51,20 @@ def test_ct_series_applies_rescale_and_keeps_geometry(tmp_path, rng):
     assert image.GetOrigin() == pytest.approx((-40.0, -30.0, 100.0))
     assert image.GetMetaData(UNIT_KEY) == "HU"
     assert image.GetMetaData(io.MODALITY_KEY) == "CT"
+
+
+def test_series_acquisition_time_is_the_earliest_slice_and_survives_nrrd(tmp_path, rng):
+    paths = write_series(tmp_path / "ct", rng.integers(0, 100, (3, 4, 4)).astype(np.int16), modality="CT",
+                         spacing_mm=(1.0, 1.0, 2.0), origin_mm=(0.0, 0.0, 0.0))  # fmt: skip
+    assert not io.read_image(tmp_path / "ct").HasMetaDataKey(ACQUISITION_DATETIME_KEY)
+    for index, path in enumerate(paths):
+        dataset = pydicom.dcmread(path)
+        dataset.AcquisitionDate, dataset.AcquisitionTime = "20261201", f"1415{30 - index:02d}"
+        dataset.save_as(path)
+    image = io.read_image(tmp_path / "ct")
+    assert image.GetMetaData(ACQUISITION_DATETIME_KEY) == "2026-12-01T14:15:28"
+    back = io.read_image(io.write_image(image, tmp_path / "ct.nrrd"))
+    assert back.GetMetaData(ACQUISITION_DATETIME_KEY) == "2026-12-01T14:15:28"
 
 
 def test_pet_series_applies_per_slice_slopes_without_truncation(tmp_path, rng):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import zipfile
+from datetime import datetime
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import slicer
@@ -192,3 +194,35 @@ def test_scene_bundle_reloads(scene, oblique_image, tmp_path):
     with pytest.raises(ValueError, match="not a readable"):
         mrml.load_scene_bundle(tmp_path / "empty.mrb")
     assert os.getcwd() == working_directory
+
+
+def test_acquisition_time_comes_from_the_node_or_slicers_dicom_database(scene, oblique_image, tmp_path, monkeypatch):
+    from dicom_builders import write_series
+
+    from DosimetryCore.core.acquisition_time import acquisition_datetime, set_acquisition_datetime
+
+    when = datetime(2026, 12, 1, 14, 15, 30)
+    node = mrml.add_volume_node(scene, set_acquisition_datetime(sitk.Image(oblique_image), when), "SPECT 24 h")
+    assert node.GetAttribute(mrml.ACQUISITION_DATETIME_ATTRIBUTE) == "2026-12-01T14:15:30"
+    assert acquisition_datetime(mrml.image_from_volume_node(node)) == when
+
+    paths = write_series(tmp_path / "ct", np.zeros((2, 3, 3), np.int16), modality="CT", spacing_mm=(1.0, 1.0, 1.0),
+                         origin_mm=(0.0, 0.0, 0.0))  # fmt: skip
+    uids = []
+    for index, path in enumerate(paths):
+        dataset = pydicom.dcmread(path)
+        dataset.AcquisitionDate, dataset.AcquisitionTime = "20261202", f"0930{index:02d}"
+        dataset.save_as(path)
+        uids.append(str(dataset.SOPInstanceUID))
+
+    class Database:
+        """What Slicer's DICOM database answers for the instances it indexed."""
+
+        def fileForInstance(self, uid):  # noqa: N802 (Slicer's name)
+            return str(paths[uids.index(uid)]) if uid in uids else ""
+
+    loaded = mrml.add_volume_node(scene, oblique_image, "CT from the DICOM module")
+    loaded.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    assert acquisition_datetime(mrml.image_from_volume_node(loaded)) is None  # no database: not known
+    monkeypatch.setattr(slicer, "dicomDatabase", Database(), raising=False)
+    assert acquisition_datetime(mrml.image_from_volume_node(loaded)) == datetime(2026, 12, 2, 9, 30)

@@ -1,8 +1,12 @@
-"""Sub-command ``absorbed-dose``: absorbed dose (Gy) from dose-rate maps at several time points.
+"""Sub-command ``absorbed-dose``: absorbed dose (Gy) from dose-rate or activity maps at several time points.
 
-deepdosimetry absorbed-dose --timepoint TIME_H:DOSE_RATE.nrrd:CT.nrrd [--timepoint ...] [--seg SEG.nrrd]
+deepdosimetry absorbed-dose --timepoint TIME_H:IMAGE:CT [--timepoint ...] [--seg SEG.nrrd]
                             --output D.nrrd [--table T.csv] [--curves C.png] [--dvh H.png]
                             [--model mono|bi|trapezoid] [--half-life-h H] [--no-registration] [--deformable]
+                            [--administered DATETIME] [--activity-method vdk|led|mc] [--unit Gy/h|Bq/mL]
+
+IMAGE is a dose rate (Gy/h) or an activity (Bq/mL); TIME_H is the hours after administration, or ``dicom`` to
+read it from the image's (else the CT's) DICOM acquisition time with ``--administered``.
 """
 
 from __future__ import annotations
@@ -11,19 +15,46 @@ import argparse
 from pathlib import Path
 
 from DosimetryCore import io
-from DosimetryCore.core.provenance import stamp_command
+from DosimetryCore.core.provenance import read, stamp, stamp_command
 from DosimetryCore.core.volume import array_from_image
 from DosimetryCore.io.outputs import check_outputs
 
+DICOM_TIME = "dicom"
 
-def _timepoint(text: str) -> tuple[float, str, str]:
+
+def _timepoint(text: str) -> tuple[str, str, str]:
     parts = text.split(":")
     if len(parts) != 3:
-        raise ValueError(f"--timepoint: expected TIME_H:DOSE_RATE_FILE:CT_FILE, got {text!r}")
-    try:
-        return float(parts[0]), parts[1], parts[2]
-    except ValueError as error:
-        raise ValueError(f"--timepoint: time {parts[0]!r} is not a number of hours") from error
+        raise ValueError(f"--timepoint: expected TIME_H:IMAGE_FILE:CT_FILE, got {text!r}")
+    if parts[0] != DICOM_TIME:
+        try:
+            float(parts[0])
+        except ValueError as error:
+            raise ValueError(f"--timepoint: time {parts[0]!r} is not a number of hours nor {DICOM_TIME!r}") from error
+    return parts[0], parts[1], parts[2]
+
+
+def _time_points(timepoints, arguments: argparse.Namespace) -> tuple[list, list[str]]:
+    """The :class:`TimePoint` of each ``--timepoint`` and a line per time point read from DICOM."""
+    from DosimetryCore.core.acquisition_time import hours_from_images, parse_datetime
+    from DosimetryCore.core.volume import set_unit, unit_of
+    from DosimetryCore.dose.absorbed import TimePoint
+
+    administered = parse_datetime(arguments.administered, "--administered") if arguments.administered else None
+    points, notes = [], []
+    for index, (time_text, image_path, ct_path) in enumerate(timepoints, start=1):
+        image, ct = io.read_image(image_path), io.read_image(ct_path)
+        if unit_of(image) is None and arguments.unit:
+            image = set_unit(image, arguments.unit, "stated by --unit")
+        if time_text == DICOM_TIME:
+            if administered is None:
+                raise ValueError(f"--timepoint {index}: time '{DICOM_TIME}' needs --administered (date and time)")
+            hours, acquired = hours_from_images([image, ct], administered, f"--timepoint {index}")
+            notes.append(f"  time point {index}: acquired {acquired.isoformat()} = {hours:.2f} h after administration")
+        else:
+            hours = float(time_text)
+        points.append(TimePoint(hours, image, ct))
+    return points, notes
 
 
 def _plot_curves(curves: dict, times: list[float], rows: list[dict], path: Path) -> Path:
@@ -48,20 +79,20 @@ def _plot_curves(curves: dict, times: list[float], rows: list[dict], path: Path)
 
 def _run_absorbed_dose(arguments: argparse.Namespace) -> int:
     from DosimetryCore.core.progress import terminal_progress
-    from DosimetryCore.dose.absorbed import TimePoint, absorbed_dose
+    from DosimetryCore.dose.absorbed import absorbed_dose
     from DosimetryCore.evaluation.histograms import cumulative_histograms, plot_histograms
     from DosimetryCore.io.labels import label_names
     from DosimetryCore.io.tables import write_csv
 
     timepoints = [_timepoint(text) for text in arguments.timepoint]
-    inputs = {f"--timepoint {i + 1} {kind}": path for i, (_, rate, ct) in enumerate(timepoints)
-              for kind, path in (("dose rate", rate), ("CT", ct))}  # fmt: skip
+    inputs = {f"--timepoint {i + 1} {kind}": path for i, (_, image, ct) in enumerate(timepoints)
+              for kind, path in (("image", image), ("CT", ct))}  # fmt: skip
     outputs = {"--output": arguments.output, "--table": arguments.table, "--curves": arguments.curves,
                "--dvh": arguments.dvh}  # fmt: skip
     check_outputs({**inputs, "--seg": arguments.seg}, outputs)
     if (arguments.table or arguments.curves or arguments.dvh) and not arguments.seg:
         raise ValueError("--table, --curves, --dvh: need --seg (the segments they describe)")
-    points = [TimePoint(time_h, io.read_image(rate), io.read_image(ct)) for time_h, rate, ct in timepoints]
+    points, notes = _time_points(timepoints, arguments)
     labelmap = io.read_image(arguments.seg) if arguments.seg else None
     result = absorbed_dose(
         points,
@@ -71,10 +102,15 @@ def _run_absorbed_dose(arguments: argparse.Namespace) -> int:
         effective_half_life_h=arguments.half_life_h,
         register=not arguments.no_registration,
         deformable=arguments.deformable,
+        activity_method=arguments.activity_method,
         progress=terminal_progress(),
     )
+    if arguments.administered:
+        stamp(result.image, {**read(result.image), "administered": arguments.administered, "times_read": notes})
     stamp_command(result.image, "deepdosimetry absorbed-dose", {"seg": arguments.seg, **inputs})
     print(f"{io.write_image(result.image, arguments.output)}: absorbed dose (Gy)")
+    for note in notes:
+        print(note)
     for record in result.registrations[1:]:
         if "translation_mm" in record:
             shift = ", ".join(f"{v:.1f}" for v in record["translation_mm"])
@@ -103,8 +139,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "absorbed-dose", help="absorbed dose (Gy) from dose-rate maps at several time points, with their CTs"
     )
     command.add_argument(
-        "--timepoint", action="append", required=True, metavar="TIME_H:DOSE_RATE:CT",
-        help="hours after administration, dose-rate image (Gy/h) and CT (HU) of one time point; repeat, in "
+        "--timepoint", action="append", required=True, metavar="TIME_H:IMAGE:CT",
+        help="hours after administration (or 'dicom': from the image's, else the CT's, DICOM acquisition time and "
+        "--administered), dose-rate (Gy/h) or activity (Bq/mL) image and CT (HU) of one time point; repeat, in "
         "increasing time; the first is the reference grid",
     )  # fmt: skip
     command.add_argument("--seg", help="labelmap of the segments on the first time point's grid")
@@ -118,4 +155,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--half-life-h", type=float, help="effective half-life (h), needed with one time point")
     command.add_argument("--no-registration", action="store_true", help="take the time points as aligned")
     command.add_argument("--deformable", action="store_true", help="refine the rigid registration by a B-spline")
+    command.add_argument(
+        "--administered", metavar="DATETIME", help="administration date and time (local, e.g. 2026-11-30T10:15), "
+        "for time points given as 'dicom'",
+    )  # fmt: skip
+    command.add_argument(
+        "--activity-method", choices=("vdk", "led", "mc"), default="vdk",
+        help="how an activity (Bq/mL) time point becomes a dose rate (default vdk)",
+    )  # fmt: skip
+    command.add_argument(
+        "--unit", choices=("Gy/h", "Bq/mL"), help="unit of time-point images that state none (others keep theirs)"
+    )
     command.set_defaults(handler=_run_absorbed_dose)

@@ -33,3 +33,7 @@ ANGLES_KEY = KEY_PREFIX + "angles_deg"
 
 DESCRIPTIVE_KEYS = frozenset({UNIT_KEY, QUANTITY_KEY, LABEL_NAMES_KEY})
 """Keys that describe the voxel values rather than how the image was made."""
+
+ACQUISITION_DATETIME_KEY = KEY_PREFIX + "acquisition_datetime"
+"""When the image's data were acquired, ISO 8601 (``2026-11-30T14:05:00``), from DICOM AcquisitionDateTime or
+AcquisitionDate + AcquisitionTime; carried from an activity image to the dose rates computed from it."""

@@ -1,9 +1,11 @@
-"""Absorbed dose (Gy) of a therapy cycle from dose-rate maps at several time points.
+"""Absorbed dose (Gy) of a therapy cycle from dose-rate or activity maps at several time points.
 
-Each time point is a dose-rate image (Gy/h, e.g. from ``dose-rate`` or the DoseRateCNN panel), its CT (HU) and
-its time after administration (h). The first time point is the reference: the others are registered onto it
-through their CTs (:func:`DosimetryCore.imaging.registration.register_ct`) and their dose rates moved onto its
-grid. Then (:mod:`DosimetryCore.dose.time_integration`):
+Each time point is a dose-rate image (Gy/h, e.g. from ``dose-rate`` or the DoseRateCNN panel) or an activity
+image (Bq/mL: a SPECT, a DL-PVC or PlanarTo3D output; turned into a dose rate on its own grid by
+:func:`~DosimetryCore.dose.images.compute_dose_rate`, VDK by default), its CT (HU) and its time after
+administration (h). The first time point is the reference: the others are registered onto it through their
+CTs (:func:`DosimetryCore.imaging.registration.register_ct`) and their dose rates moved onto its grid. Then
+(:mod:`DosimetryCore.dose.time_integration`):
 
 - per voxel, the absorbed-dose map: a log-linear mono-exponential per voxel, the trapezoid with a physical tail
   where that fails, or with one time point the single-time-point method with the stated effective half-life;
@@ -27,19 +29,25 @@ from ..core.units import DOSE_RATE_UNIT
 from ..core.volume import array_from_image, image_from_array, require_same_geometry, set_unit, unit_of
 from ..evaluation.segments import segment_statistics
 from ..imaging.registration import register_ct
-from .images import ct_on_activity_grid
+from .images import compute_dose_rate, ct_on_activity_grid
 from .time_integration import integrate_segment, integrate_voxels, physical_decay_per_h
 
 ABSORBED_DOSE_UNIT = "Gy"
 DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
 
 
+ACTIVITY_UNIT = "Bq/mL"
+INPUT_UNITS = (DOSE_RATE_UNIT, ACTIVITY_UNIT)
+"""What a time point's image may hold: a dose rate, or an activity concentration turned into one."""
+
+
 @dataclass(frozen=True)
 class TimePoint:
-    """One acquisition: ``time_h`` after administration, its dose rate (Gy/h) and its CT (HU)."""
+    """One acquisition: ``time_h`` after administration, its dose rate (Gy/h) or activity (Bq/mL) image, and its
+    CT (HU)."""
 
     time_h: float
-    dose_rate: sitk.Image
+    image: sitk.Image
     ct: sitk.Image
 
 
@@ -73,14 +81,29 @@ def _checked(timepoints: Sequence[TimePoint], effective_half_life_h: float | Non
     if len(points) == 1 and effective_half_life_h is None:
         raise ValueError("timepoints: one time point needs --half-life-h (the effective half-life, single-time-point)")
     for point in points:
-        unit = unit_of(point.dose_rate)
-        if unit is not None and unit != DOSE_RATE_UNIT:
+        unit = unit_of(point.image)
+        if unit not in INPUT_UNITS:
+            said = f"says {unit!r}" if unit is not None else "states no unit"
             raise ValueError(
-                f"timepoint {point.time_h:g} h: expected a dose rate in {DOSE_RATE_UNIT}, the image says {unit!r}"
+                f"timepoint {point.time_h:g} h: expected a dose rate in {DOSE_RATE_UNIT} or an activity in "
+                f"{ACTIVITY_UNIT}; the image {said}"
             )
         if point.ct is None:
             raise ValueError(f"timepoint {point.time_h:g} h: a CT is needed to register it")
     return points
+
+
+def _dose_rates(points: list[TimePoint], activity_method: str, report: ProgressCallback) -> list[sitk.Image]:
+    """Each time point's dose rate (Gy/h): as given, or computed from its activity with ``activity_method``."""
+    rates = []
+    for point in points:
+        if unit_of(point.image) == ACTIVITY_UNIT:
+            report(0.0, f"dose rate of the activity at {point.time_h:g} h ({activity_method})")
+            ct = ct_on_activity_grid(point.ct, point.image, f"CT of {point.time_h:g} h")
+            rates.append(compute_dose_rate(point.image, ct, activity_method).image)
+        else:
+            rates.append(point.image)
+    return rates
 
 
 def absorbed_dose(
@@ -92,10 +115,11 @@ def absorbed_dose(
     effective_half_life_h: float | None = None,
     register: bool = True,
     deformable: bool = False,
+    activity_method: str = "vdk",
     nuclide: str = "Lu-177",
     progress: ProgressCallback | None = None,
 ) -> AbsorbedDose:
-    """Absorbed dose from dose rates at several time points (see the module docstring).
+    """Absorbed dose from dose rates (or activities) at several time points (see the module docstring).
 
     Args:
         timepoints: in increasing time; the first is the reference grid.
@@ -104,16 +128,18 @@ def absorbed_dose(
         effective_half_life_h: needed with one time point.
         register: register every later CT onto the first (off: the images are taken as aligned).
         deformable: add a B-spline refinement to the rigid registration.
+        activity_method: how an activity time point becomes a dose rate (``vdk``, ``led`` or ``mc``).
     """
     report = progress or no_progress
     points = _checked(timepoints, effective_half_life_h)
-    reference = points[0]
-    reference_ct = ct_on_activity_grid(reference.ct, reference.dose_rate, f"CT of {reference.time_h:g} h")
+    rates = _dose_rates(points, activity_method, report)
+    reference, reference_rate = points[0], rates[0]
+    reference_ct = ct_on_activity_grid(reference.ct, reference_rate, f"CT of {reference.time_h:g} h")
     moved, registrations = (
-        [array_from_image(reference.dose_rate).astype(np.float64)],
+        [array_from_image(reference_rate).astype(np.float64)],
         [{"time_h": reference.time_h, "reference": True}],
     )
-    for index, point in enumerate(points[1:], start=1):
+    for index, (point, rate) in enumerate(zip(points[1:], rates[1:], strict=True), start=1):
         report(0.6 * index / len(points), f"registering {point.time_h:g} h onto {reference.time_h:g} h")
         if register:
             registration = register_ct(reference_ct, point.ct, deformable)
@@ -126,7 +152,7 @@ def absorbed_dose(
         else:
             transform = sitk.Transform()
             registrations.append({"time_h": point.time_h, "registered": False})
-        resampled = sitk.Resample(sitk.Cast(point.dose_rate, sitk.sitkFloat32), reference.dose_rate, transform,
+        resampled = sitk.Resample(sitk.Cast(rate, sitk.sitkFloat32), reference_rate, transform,
                                   sitk.sitkLinear, 0.0)  # fmt: skip
         moved.append(array_from_image(resampled).astype(np.float64))
     times = [point.time_h for point in points]
@@ -140,18 +166,21 @@ def absorbed_dose(
         dose, _ = integrate_voxels(times, stack, nuclide)
         voxel_model = "mono-exponential per voxel (log-linear), trapezoid with physical tail where it fails"
     image = set_unit(
-        image_from_array(dose.astype(np.float32), reference.dose_rate), ABSORBED_DOSE_UNIT, "absorbed dose"
+        image_from_array(dose.astype(np.float32), reference_rate), ABSORBED_DOSE_UNIT, "absorbed dose"
     )
     rows, curves = [], {}
     if labelmap is not None:
         report(0.85, "integrating every segment")
-        rows, curves = _segment_rows(stack, dose, times, labelmap, names, reference.dose_rate, model,
+        rows, curves = _segment_rows(stack, dose, times, labelmap, names, reference_rate, model,
                                      effective_half_life_h, nuclide)  # fmt: skip
     stamp(image, {
         "method": "absorbed dose from dose rates at several time points",
         "times_h": times, "voxel_model": voxel_model, "segment_model": model or "chosen per segment by AICc",
         "physical_decay_per_h": physical_decay_per_h(nuclide), "nuclide": nuclide,
         "effective_half_life_h": effective_half_life_h, "registrations": registrations,
+        "inputs": [{"time_h": p.time_h, "unit": unit_of(p.image),
+                    **({"dose_rate_method": activity_method} if unit_of(p.image) == ACTIVITY_UNIT else {})}
+                   for p in points],
     })  # fmt: skip
     report(1.0, "absorbed dose done")
     return AbsorbedDose(image, rows, curves, times, registrations)

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..core.acquisition_time import carry_acquisition_time
 from ..core.progress import ProgressCallback, sub_progress
 from ..core.provenance import stamp
 from ..core.units import DOSE_RATE_UNIT, name_suffix
@@ -199,7 +200,7 @@ def compute_dose_rate(
     notes = activity_notes(activity, "activity")
     if notes:
         provenance["warnings"] = [*notes, *provenance.get("warnings", [])]
-    image = _image(dose, activity, DOSE_RATE_UNIT, "absorbed dose rate")
+    image = carry_acquisition_time(activity, _image(dose, activity, DOSE_RATE_UNIT, "absorbed dose rate"))
     stamp(image, provenance)
     if progress:
         progress(1.0, "dose rate done")

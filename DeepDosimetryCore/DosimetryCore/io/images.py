@@ -17,8 +17,10 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from DosimetryCore.core.acquisition_time import set_acquisition_datetime
 from DosimetryCore.core.metadata import FRAME_DURATION_KEY, MODALITY_KEY, QUANTITY_KEY, SOURCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import require_image
+from DosimetryCore.io.dicom_time import series_acquisition_datetime
 from DosimetryCore.io.outputs import atomic_path, format_suffix
 
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
@@ -131,7 +133,8 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     Slices are ordered by position along the slice normal. Rescale slope and intercept are
     applied slice by slice (the output is float32, so per-slice PET scale factors are never
     truncated). The unit goes into :data:`UNIT_KEY`: HU for CT, the PET ``Units`` (e.g. Bq/mL)
-    for PT, counts or the stated unit for NM. When the folder holds several series,
+    for PT, counts or the stated unit for NM; the acquisition time, when the headers give it, into
+    ``ACQUISITION_DATETIME_KEY`` (:mod:`DosimetryCore.io.dicom_time`). When the folder holds several series,
     ``series_uid`` picks one; otherwise that is an error naming the UIDs. A multi-frame NM
     tomographic image (one file) is read with its frames as slices.
     """
@@ -167,6 +170,9 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     image.SetMetaData(UNIT_KEY, unit)
     image.SetMetaData(QUANTITY_KEY, quantity)
     image.SetMetaData(MODALITY_KEY, str(header.get("Modality", "")).upper())
+    acquired = series_acquisition_datetime(h for _, h in files)
+    if acquired is not None:
+        set_acquisition_datetime(image, acquired)
     return image
 
 

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from DosimetryCore.core.metadata import KEY_PREFIX, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.metadata import ACQUISITION_DATETIME_KEY, KEY_PREFIX, QUANTITY_KEY, UNIT_KEY
 from DosimetryCore.core.volume import require_image
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -33,6 +33,9 @@ UNIT_ATTRIBUTE = "DeepDosimetry.Unit"
 
 QUANTITY_ATTRIBUTE = "DeepDosimetry.Quantity"
 """Node attribute holding what a volume's voxel values are."""
+
+ACQUISITION_DATETIME_ATTRIBUTE = "DeepDosimetry.Acquisition_datetime"
+"""Node attribute holding when a volume's data were acquired (ISO 8601, local time)."""
 
 PROVENANCE_ATTRIBUTE_PREFIX = "DeepDosimetry."
 """Image metadata keys ``deepdosimetry.<key>`` become node attributes ``DeepDosimetry.<key>``."""
@@ -142,7 +145,30 @@ def image_from_volume_node(node: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
         value = node.GetAttribute(attribute)
         if value:
             image.SetMetaData(key, value)
+    acquired = node.GetAttribute(ACQUISITION_DATETIME_ATTRIBUTE) or _dicom_database_acquisition(node)
+    if acquired:
+        image.SetMetaData(ACQUISITION_DATETIME_KEY, acquired)
     return image
+
+
+def _dicom_database_acquisition(node: slicer.vtkMRMLScalarVolumeNode) -> str | None:
+    """A volume loaded by Slicer's DICOM module: the acquisition time of its instances (ISO 8601), read from the
+    application's DICOM database; None when the node has no instances or there is no database."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return None
+    import pydicom
+
+    from DosimetryCore.io.dicom_time import series_acquisition_datetime
+
+    headers = []
+    for uid in uids:
+        path = database.fileForInstance(uid)
+        if path:
+            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
+    acquired = series_acquisition_datetime(headers)
+    return acquired.isoformat(timespec="seconds") if acquired is not None else None
 
 
 def update_volume_node_from_image(node: slicer.vtkMRMLScalarVolumeNode, image: sitk.Image) -> None:
