@@ -2,7 +2,8 @@
 
 Methods: the residual CNN on the VDK dose rate (Li et al.; one entry per installed ``dose-cnn*`` model), and
 DosimetryCore's voxel dose kernels with density scaling, local energy deposition and Monte Carlo; with a
-segmentation, a per-segment table and a dose-rate-volume histogram chart.
+segmentation, a per-segment table and a dose-rate-volume histogram chart. The "Absorbed dose" section integrates
+the dose rates of several time points (registered through their CTs) into the absorbed dose (Gy).
 """
 
 from typing import Annotated
@@ -10,7 +11,7 @@ from typing import Annotated
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -56,9 +57,17 @@ class DoseRateCNN(ScriptedLoadableModule):
         self.parent.acknowledgementText = _("Method: Li, Fessler, Mikell, Wilderman, Dewaraja.")
 
 
+TIME_POINTS = 5
+"""Time points of the panel's absorbed-dose section (the rows ``timePoint1..5``)."""
+TIME_MODELS = ["AICc", "mono", "bi", "trapezoid"]
+"""The absorbed-dose section's time-activity models: AICc chooses per segment."""
+Hours = Annotated[float, WithinRange(0.0, 100000.0)]
+
+
 @parameterNodeWrapper
 class DoseRateCNNParameterNode:
-    """Inputs and outputs of the DoseRateCNN panel (bound to the .ui by SlicerParameterName)."""
+    """Inputs and outputs of the DoseRateCNN panel (bound to the .ui by SlicerParameterName); ``timePoint<i>*``,
+    ``administrationTime`` ... ``absorbedTable`` are the absorbed-dose section's."""
 
     activityVolume: vtkMRMLScalarVolumeNode
     ctVolume: vtkMRMLScalarVolumeNode
@@ -67,6 +76,40 @@ class DoseRateCNNParameterNode:
     device: Annotated[str, Choice(DEVICES)] = "auto"
     outputVolume: vtkMRMLScalarVolumeNode
     outputTable: vtkMRMLTableNode
+    timePoint1Volume: vtkMRMLScalarVolumeNode
+    timePoint1Ct: vtkMRMLScalarVolumeNode
+    timePoint1Hours: Hours = 0.0
+    timePoint2Volume: vtkMRMLScalarVolumeNode
+    timePoint2Ct: vtkMRMLScalarVolumeNode
+    timePoint2Hours: Hours = 0.0
+    timePoint3Volume: vtkMRMLScalarVolumeNode
+    timePoint3Ct: vtkMRMLScalarVolumeNode
+    timePoint3Hours: Hours = 0.0
+    timePoint4Volume: vtkMRMLScalarVolumeNode
+    timePoint4Ct: vtkMRMLScalarVolumeNode
+    timePoint4Hours: Hours = 0.0
+    timePoint5Volume: vtkMRMLScalarVolumeNode
+    timePoint5Ct: vtkMRMLScalarVolumeNode
+    timePoint5Hours: Hours = 0.0
+    administrationTime: str = ""
+    timeModel: Annotated[str, Choice(TIME_MODELS)] = "AICc"
+    effectiveHalfLifeHours: Hours = 0.0
+    absorbedSegmentation: vtkMRMLSegmentationNode
+    registerTimePoints: bool = True
+    deformable: bool = False
+    absorbedVolume: vtkMRMLScalarVolumeNode
+    absorbedTable: vtkMRMLTableNode
+
+
+def timePointsOf(parameters):
+    """The panel's filled time-point rows as ``(hours or None (read from DICOM), volume node, CT node)``."""
+    points = []
+    for index in range(1, TIME_POINTS + 1):
+        volume = getattr(parameters, f"timePoint{index}Volume")
+        if volume:
+            hours = getattr(parameters, f"timePoint{index}Hours")
+            points.append((hours if hours > 0 else None, volume, getattr(parameters, f"timePoint{index}Ct")))
+    return points
 
 
 class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
@@ -75,6 +118,27 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel("DoseRateCNN", DoseRateCNNLogic(), defaultInputParameter="activityVolume")
+        self.ui.absorbedButton.connect("clicked(bool)", self.onAbsorbedButton)
+
+    def checkCanApply(self, caller=None, event=None) -> None:
+        DeepDosimetryWidgetMixin.checkCanApply(self, caller, event)
+        missing = self.missingTimePoints() if self._parameterNode else _("No parameter node.")
+        self.ui.absorbedButton.enabled = not missing
+        self.ui.absorbedButton.toolTip = missing or _("Integrate the time points into the absorbed dose (Gy).")
+
+    def missingTimePoints(self) -> str:
+        parameters = self._parameterNode
+        points = timePointsOf(parameters)
+        if not points:
+            return _("Select the dose-rate volume of at least one time point.")
+        for index, (hours, _volume, ct) in enumerate(points, start=1):
+            if not ct:
+                return _("Select the CT of time point {index}.").format(index=index)
+            if hours is None and not parameters.administrationTime.strip():
+                return _("Give the hours of time point {index}, or the administration time.").format(index=index)
+        if len(points) == 1 and parameters.effectiveHalfLifeHours <= 0:
+            return _("One time point needs the effective half-life.")
+        return ""
 
     def missingInputs(self) -> str:
         if not self._parameterNode.activityVolume:
@@ -111,6 +175,32 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
             warnings = warnings_of(parameters.outputVolume)
             if warnings:
                 self.ui.statusLabel.text = "WARNING: " + " | ".join(warnings)
+
+
+    def onAbsorbedButton(self) -> None:
+        parameters = self._parameterNode
+        outputs = self.runWithProgress(
+            lambda progress: self.logic.processAbsorbedDose(
+                timePointsOf(parameters),
+                parameters.absorbedSegmentation,
+                timeModel=None if parameters.timeModel == "AICc" else parameters.timeModel,
+                effectiveHalfLifeHours=parameters.effectiveHalfLifeHours or None,
+                register=parameters.registerTimePoints,
+                deformable=parameters.deformable,
+                administrationTime=parameters.administrationTime.strip() or None,
+                outputVolume=parameters.absorbedVolume,
+                outputTable=parameters.absorbedTable,
+                progress=progress,
+            ),
+        )
+        if outputs is not None:
+            parameters.absorbedVolume, table, curves, dvh = outputs
+            if table is not None:
+                parameters.absorbedTable = table
+            for chart in (curves, dvh):
+                if chart is not None:
+                    slicer.modules.plots.logic().ShowChartInLayout(chart)
+            slicer.util.setSliceViewerLayers(foreground=parameters.absorbedVolume, foregroundOpacity=0.5)
 
 
 class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
@@ -152,6 +242,43 @@ class DoseRateCNNLogic(ScriptedLoadableModuleLogic):
             segmentation,
             model_name=modelName,
             device=None if device == "auto" else device,
+            output_volume=outputVolume,
+            output_table=outputTable,
+            progress=progress,
+        )
+
+
+    def processAbsorbedDose(
+        self,
+        timePoints,
+        segmentation=None,
+        timeModel=None,
+        effectiveHalfLifeHours=None,
+        register=True,
+        deformable=False,
+        administrationTime=None,
+        outputVolume=None,
+        outputTable=None,
+        progress=None,
+    ):
+        """Absorbed dose (Gy) from ``timePoints``: ``(hours after administration or None, dose-rate (Gy/h) or
+        activity (Bq/mL) node, CT node)`` in increasing time; None hours are read from the node's DICOM
+        acquisition time after ``administrationTime`` (e.g. "2026-11-30T10:15"). ``timeModel``: None (AICc per
+        segment), "mono", "bi" or "trapezoid"; one time point needs ``effectiveHalfLifeHours``.
+
+        Returns ``(absorbedDoseVolume, table or None, time-dose-rate chart or None, dose-volume chart or None)``.
+        Inputs are never modified; invalid input raises a ValueError and nothing is written.
+        """
+        from DoseRateCNNLib.absorbed import absorbed_dose_map
+
+        return absorbed_dose_map(
+            timePoints,
+            segmentation,
+            model=timeModel,
+            effective_half_life_h=effectiveHalfLifeHours,
+            register=register,
+            deformable=deformable,
+            administration=administrationTime,
             output_volume=outputVolume,
             output_table=outputTable,
             progress=progress,

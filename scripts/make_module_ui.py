@@ -100,6 +100,85 @@ def double_spin_boxes(
     return Row(label, name, f'<layout class="QHBoxLayout" name="{name}Layout">{items}</layout>')
 
 
+def check_box(label: str, name: str, parameter: str, tip: str) -> Row:
+    """A QCheckBox bound to a bool parameter."""
+    return Row(label, name, _bound("QCheckBox", name, parameter, tip))
+
+
+def time_point(index: int) -> Row:
+    """One time point of the absorbed-dose section: its dose-rate (or activity) volume, its CT and its hours after
+    administration, side by side (parameters ``timePoint<i>Volume``, ``timePoint<i>Ct``, ``timePoint<i>Hours``)."""
+    volume, ct = f"timePoint{index}VolumeSelector", f"timePoint{index}CtSelector"
+    widgets = (
+        selector("", volume, f"timePoint{index}Volume", "vtkMRMLScalarVolumeNode", True, False,
+                 "Dose rate (Gy/h) of this time point, or its activity (Bq/mL; turned into a VDK dose rate).").field,
+        selector("", ct, f"timePoint{index}Ct", "vtkMRMLScalarVolumeNode", True, False,
+                 "CT (HU) of this time point: it is registered onto the first time point's CT.").field,
+        _bound("QDoubleSpinBox", f"timePoint{index}HoursSpinBox", f"timePoint{index}Hours",
+               "Hours after administration; 0 reads it from the volume's (else the CT's) DICOM acquisition time "
+               "and the administration time below.",
+               _property("suffix", "string", " h"), _property("decimals", "number", "1"),
+               _property("singleStep", "double", "1")),
+    )  # fmt: skip
+    layout = "".join(f"<item>{widget}</item>" for widget in widgets)
+    field = f'<layout class="QHBoxLayout" name="timePoint{index}Layout">{layout}</layout>'
+    return Row(f"Time point {index}:", f"timePoint{index}", field, (volume, ct))
+
+
+class Section(NamedTuple):
+    """A collapsible section after the main form, with its own form rows and run button."""
+
+    title: str
+    name: str
+    rows: list[Row]
+    button: str
+    button_text: str
+    button_tip: str
+
+
+TIME_POINTS = 5
+"""Time points the DoseRateCNN panel's absorbed-dose section offers."""
+
+# module -> [sections after the main form]
+SECTIONS = {
+    "DoseRateCNN": [
+        Section(
+            "Absorbed dose (several time points)",
+            "absorbed",
+            [
+                *(time_point(index) for index in range(1, TIME_POINTS + 1)),
+                line_edit("Administration time:", "administrationLineEdit", "administrationTime",
+                          "Date and time of the administration (local, e.g. 2026-11-30T10:15): time points whose hours "
+                          "are 0 are read from their DICOM acquisition times."),
+                combo_box("Time-activity model:", "timeModelComboBox", "timeModel",
+                          "AICc: per segment the mono- or bi-exponential fit with the smallest corrected Akaike "
+                          "criterion; or mono, bi, trapezoid (with a physical-decay tail) for every segment."),
+                double_spin_boxes("Effective half-life:", "effectiveHalfLife",
+                                  [("effectiveHalfLifeSpinBox", "effectiveHalfLifeHours")],
+                                  "Only with one time point (Hanscheid's single-time-point method): the effective "
+                                  "half-life in hours.", " h", 1, 1.0),
+                selector("Segmentation:", "absorbedSegmentationSelector", "absorbedSegmentation",
+                         "vtkMRMLSegmentationNode", True, False,
+                         "Segments on the first time point: the table rows, time-dose-rate curves and DVHs."),
+                check_box("Register time points:", "registerCheckBox", "registerTimePoints",
+                          "Register each CT rigidly onto the first time point's CT and move its dose rate with it "
+                          "(off: the volumes are taken as aligned)."),
+                check_box("Deformable refinement:", "deformableCheckBox", "deformable",
+                          "Refine each rigid registration by a B-spline deformation."),
+                selector("Absorbed-dose volume:", "absorbedVolumeSelector", "absorbedVolume",
+                         "vtkMRMLScalarVolumeNode", True, True,
+                         "Volume node to receive the absorbed dose in Gy. A new one is created when empty."),
+                selector("Absorbed-dose table:", "absorbedTableSelector", "absorbedTable", "vtkMRMLTableNode", True,
+                         True, "Table node to receive the per-segment absorbed doses. A new one is created when "
+                         "empty."),
+            ],
+            "absorbedButton",
+            "Compute absorbed dose",
+            "Integrate the time points' dose rates into the absorbed dose (Gy).",
+        )
+    ],
+}  # fmt: skip
+
 # module -> (panel help line, [form rows])
 PANELS = {
     "PlanarTo3D": (
@@ -172,15 +251,10 @@ PANELS = {
 }
 
 
-def module_ui(module: str) -> str:
-    """The Qt Designer XML of ``module``'s panel."""
-    help_line, rows = PANELS[module]
-    items = [
-        f'<item row="0" column="0" colspan="2"><widget class="QLabel" name="helpLabel">'
-        f'{_property("text", "string", escape(help_line))}{_property("wordWrap", "bool", "true")}</widget></item>'
-    ]
-    connections = []
-    for index, row in enumerate(rows, start=1):
+def _form_items(module: str, rows: Sequence[Row], first_row: int) -> tuple[list[str], list[str]]:
+    """The form layout items of ``rows`` from ``first_row`` on, and their scene connections."""
+    items, connections = [], []
+    for index, row in enumerate(rows, start=first_row):
         items.append(
             f'<item row="{index}" column="0"><widget class="QLabel" name="{row.name}Label">'
             f'{_property("text", "string", escape(row.label))}</widget></item>'
@@ -191,6 +265,45 @@ def module_ui(module: str) -> str:
             f"<receiver>{name}</receiver><slot>setMRMLScene(vtkMRMLScene*)</slot></connection>"
             for name in row.scene_widgets
         ]
+    return items, connections
+
+
+def _section(module: str, section: Section) -> tuple[str, list[str]]:
+    """A section's collapsible button (collapsed at first) with its form and run button, and its connections."""
+    items, connections = _form_items(module, section.rows, 0)
+    button = (
+        f'<item row="{len(section.rows)}" column="0" colspan="2"><widget class="QPushButton" name="{section.button}">'
+        + _property("enabled", "bool", "false")
+        + _property("text", "string", escape(section.button_text))
+        + _property("toolTip", "string", escape(section.button_tip))
+        + "</widget></item>"
+    )
+    body = (
+        f'<item><widget class="ctkCollapsibleButton" name="{section.name}CollapsibleButton">'
+        + _property("text", "string", escape(section.title))
+        + _property("collapsed", "bool", "true")
+        + f'<layout class="QFormLayout" name="{section.name}FormLayout">'
+        + "".join(items)
+        + button
+        + "</layout></widget></item>"
+    )
+    return body, connections
+
+
+def module_ui(module: str) -> str:
+    """The Qt Designer XML of ``module``'s panel."""
+    help_line, rows = PANELS[module]
+    items = [
+        f'<item row="0" column="0" colspan="2"><widget class="QLabel" name="helpLabel">'
+        f'{_property("text", "string", escape(help_line))}{_property("wordWrap", "bool", "true")}</widget></item>'
+    ]
+    row_items, connections = _form_items(module, rows, 1)
+    items += row_items
+    sections = ""
+    for section in SECTIONS.get(module, []):
+        body, section_connections = _section(module, section)
+        sections += body
+        connections += section_connections
     buttons = (
         '<item><layout class="QHBoxLayout" name="buttonLayout">'
         '<item><widget class="QPushButton" name="applyButton">'
@@ -215,6 +328,7 @@ def module_ui(module: str) -> str:
         + '<layout class="QFormLayout" name="formLayout">'
         + "".join(items)
         + "</layout></widget></item>"
+        + sections
         + buttons
         + "</layout></widget>"
     )

@@ -78,14 +78,14 @@ class DoseCaseSettings:
     lung_lesion_probability: float = 0.6
 
 
-def _grid_size(spacing_mm: float) -> tuple[int, int, int]:
+def torso_grid_size(spacing_mm: float) -> tuple[int, int, int]:
     """Voxels (x, y, z) that hold the torso at ``spacing_mm``."""
     return tuple(int(math.ceil(field / spacing_mm)) for field in TORSO_FIELD_MM)
 
 
 def _centred_grid(spacing_mm: float) -> sitk.Image:
     """An empty image holding the torso at ``spacing_mm``, centred on (0, 0, 0) mm like the phantoms."""
-    size = _grid_size(spacing_mm)
+    size = torso_grid_size(spacing_mm)
     grid = sitk.Image(list(size), sitk.sitkFloat32)
     grid.SetSpacing((spacing_mm,) * 3)
     grid.SetOrigin(tuple(-(n - 1) / 2.0 * spacing_mm for n in size))
@@ -150,7 +150,7 @@ def simulate_dose_case(
     sampled["lung_lesion"] = bool(rng.random() < settings.lung_lesion_probability)
     report(0.0, "virtual patient")
     phantom = make_torso(
-        _grid_size(settings.dose_spacing_mm),
+        torso_grid_size(settings.dose_spacing_mm),
         settings.dose_spacing_mm,
         seed=phantom_seed,
         tracer=sampled["tracer"],

@@ -52,6 +52,12 @@ def test_a_known_rigid_shift_is_recovered_within_one_voxel(torso):
     assert registration.correlation_after > registration.correlation_before
 
 
+def test_another_patients_ct_is_refused(torso):
+    other = make_torso((64, 48, 80), 8.0, seed=6, n_lesions=0)
+    with pytest.raises(ValueError, match="registration failed: the CTs correlate 0.[0-8]"):
+        register_ct(torso.ct, other.ct)
+
+
 def test_organ_doses_of_misaligned_time_points_match_the_analytic_integrals(torso):
     points = [
         TimePoint(t, _shifted(_dose_rate(torso, t), shift, 0.0), _shifted(torso.ct, shift, -1000.0))

@@ -12,7 +12,6 @@ read it from the image's (else the CT's) DICOM acquisition time with ``--adminis
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from DosimetryCore import io
 from DosimetryCore.core.provenance import read, stamp, stamp_command
@@ -57,30 +56,11 @@ def _time_points(timepoints, arguments: argparse.Namespace) -> tuple[list, list[
     return points, notes
 
 
-def _plot_curves(curves: dict, times: list[float], rows: list[dict], path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for row in rows:
-        axes.plot(times, curves[row["segment"]], marker="o", label=f"{row['segment']} ({row['model']})")
-    axes.set_xlabel("time after administration (h)")
-    axes.set_ylabel("mean dose rate (Gy/h)")
-    axes.set_yscale("log")
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
-
-
 def _run_absorbed_dose(arguments: argparse.Namespace) -> int:
     from DosimetryCore.core.progress import terminal_progress
     from DosimetryCore.dose.absorbed import absorbed_dose
     from DosimetryCore.evaluation.histograms import cumulative_histograms, plot_histograms
+    from DosimetryCore.evaluation.time_curves import plot_time_curves
     from DosimetryCore.io.labels import label_names
     from DosimetryCore.io.tables import write_csv
 
@@ -122,9 +102,9 @@ def _run_absorbed_dose(arguments: argparse.Namespace) -> int:
     if arguments.table:
         print(f"{write_csv(result.rows, arguments.table)}: per-segment table")
     if arguments.curves:
-        print(
-            f"{_plot_curves(result.curves, result.times_h, result.rows, Path(arguments.curves))}: time-dose-rate curves"
-        )
+        legends = {row["segment"]: row["model"] for row in result.rows}
+        path = plot_time_curves(result.times_h, result.curves, arguments.curves, legends=legends)
+        print(f"{path}: time-dose-rate curves")
     if arguments.dvh:
         axis, curves = cumulative_histograms(
             array_from_image(result.image), array_from_image(labelmap), label_names(labelmap)

@@ -17,9 +17,11 @@ import SimpleITK as sitk
 from ..core.volume import array_from_image, require_image
 from ..physics.ct import body_mask
 
-MIN_CORRELATION = 0.8
-"""Below this normalised cross-correlation of the CTs inside the body after registration, the registration is
-refused as failed (a CT of another patient, or a motion too large to recover)."""
+MIN_CORRELATION = 0.9
+"""Below this normalised cross-correlation of the (smoothed) CTs inside the body after registration, the
+registration is refused as failed (a CT of another patient, or a motion too large to recover). Measured on
+synthetic torsos: correct registrations of shifts up to 6 mm and 2 degrees 0.96-1.00 at 4.8, 8 and 9.6 mm;
+another virtual patient's CT, registered, 0.69-0.80 (Testing/dose/test_absorbed.py pins one)."""
 _HISTOGRAM_BINS = 50
 
 
@@ -45,7 +47,12 @@ class Registration:
 
 
 def _correlation(reference: sitk.Image, moving: sitk.Image, transform: sitk.Transform, body: np.ndarray) -> float:
-    """Normalised cross-correlation of the CTs inside the reference body, where the moved CT has data."""
+    """Normalised cross-correlation of the CTs inside the reference body, where the moved CT has data, both
+    smoothed by a Gaussian of one (largest) voxel: the resampling's own blur then no longer lowers it, so a
+    correct registration scores alike on a 4.8 mm and a 9.6 mm grid."""
+    sigma = max(*reference.GetSpacing(), *moving.GetSpacing())
+    reference = sitk.SmoothingRecursiveGaussian(reference, sigma)
+    moving = sitk.SmoothingRecursiveGaussian(moving, sigma)
     moved = array_from_image(sitk.Resample(moving, reference, transform, sitk.sitkLinear, -1000.0))
     ones = sitk.Image(moving.GetSize(), sitk.sitkFloat32) + 1.0
     ones.CopyInformation(moving)
