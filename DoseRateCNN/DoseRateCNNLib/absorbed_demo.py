@@ -62,13 +62,16 @@ KINETICS: dict[str, tuple[tuple[str, ...], Kinetics]] = {
                 ((1.0, 50.0),)),
     "liver": (("liver",), ((1.0, 75.0),)),
     "spleen": (("spleen",), ((1.0, 65.0),)),
-    "lesions": (("lesion_liver", "lesion_bone", "lesion_lymph_node"), ((1.0, 100.0), (-1.0, 4.0))),
-    "remainder": (("body", "lung_right", "lung_left", "spine", "ribs", "pelvis", "bladder"),
-                  ((0.6, 3.0), (0.4, 40.0))),
+    "lesions": (("lesion_liver", "lesion_bone", "lesion_lymph_node", "lesion_lung"), ((1.0, 100.0), (-1.0, 4.0))),
+    "remainder": (("body", "lung_right", "lung_left", "spine", "ribs", "pelvis", "bladder", "parotid_right",
+                   "parotid_left", "submandibular_right", "submandibular_left"), ((0.6, 3.0), (0.4, 40.0))),
 }  # fmt: skip
 """Compartments (phantom labels) and their kinetics: plausible 177Lu-DOTATATE effective half-lives (kidneys about
 50 h, liver and spleen 65-75 h, tumours about 100 h after an uptake phase, a fast-clearing remainder); a demo's
 choice, not a fit to patient data. Each curve is scaled to 1 at :data:`PHANTOM_TIME_H`."""
+
+MIN_LESION_ML = 0.5
+"""The smallest lesion in the table: a sphere of 1 cm (the phantom's smallest lesions) holds 0.52 mL."""
 
 PHANTOM_TIME_H = 24.0
 """The phantom's activity map is the activity at this time after administration."""
@@ -135,8 +138,10 @@ def time_integrated_activity(activity: np.ndarray, masks: dict[str, np.ndarray])
     return activity * scale
 
 
-def segments(labels: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
-    """The demo's table rows as a labelmap: liver, spleen, each kidney, and every lesion on its own."""
+def segments(labels: np.ndarray, voxel_ml: float) -> tuple[np.ndarray, dict[int, str]]:
+    """The demo's table rows as a labelmap: liver, spleen, each kidney, and every lesion of at least
+    :data:`MIN_LESION_ML` on its own (smaller pieces of lesion labels, cut off by the phantom's deformation, are
+    left out of the table)."""
     out = np.zeros(labels.shape, np.uint8)
     names = {1: "liver", 2: "spleen", 3: "kidney_right", 4: "kidney_left"}
     out[labels == LABELS["liver"]] = 1
@@ -144,20 +149,25 @@ def segments(labels: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
     out[np.isin(labels, [LABELS["kidney_right_cortex"], LABELS["kidney_right_medulla"]])] = 3
     out[np.isin(labels, [LABELS["kidney_left_cortex"], LABELS["kidney_left_medulla"]])] = 4
     lesions, count = ndimage.label(np.isin(labels, [LABELS[n] for n in KINETICS["lesions"][0]]))
-    for index in range(1, count + 1):
-        out[lesions == index] = 4 + index
-        names[4 + index] = f"lesion_{index}"
+    sizes = np.bincount(lesions.ravel(), minlength=count + 1) * voxel_ml
+    for index in (i for i in range(1, count + 1) if sizes[i] >= MIN_LESION_ML):
+        label = len(names) + 1
+        out[lesions == index] = label
+        names[label] = f"lesion_{label - 4}"
     return out, names
 
 
 def _moved(image: sitk.Image, shift: tuple[float, float, float, float], default: float, keep_total: bool):
-    """``image`` of a patient lying moved by ``shift`` (x, y, z mm, rotation about z deg) on the table."""
+    """``image`` of a patient lying moved by ``shift`` (x, y, z mm, rotation about z deg) on the table: an
+    activity (``keep_total``) by cubic B-spline (linear interpolation would blur the sharp true map), clipped at
+    0 with its total kept; a CT linearly (a B-spline would ring at air and bone edges)."""
     transform = sitk.Euler3DTransform()
     transform.SetRotation(0.0, 0.0, math.radians(shift[3]))
     transform.SetTranslation(shift[:3])
-    moved = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), image, transform.GetInverse(), sitk.sitkLinear, default)
+    interpolator = sitk.sitkBSpline if keep_total else sitk.sitkLinear
+    moved = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), image, transform.GetInverse(), interpolator, default)
     moved.CopyInformation(image)
-    return with_total_of(moved, image) if keep_total else moved
+    return with_total_of(sitk.Maximum(moved, 0.0), image) if keep_total else moved
 
 
 def _rows(truth, results: dict[str, AbsorbedDose], check: AbsorbedDose, check_truth, seg, names) -> list[dict]:
@@ -245,7 +255,7 @@ def run_absorbed_demo(
         points["CNN"].append(TimePoint(time_h, cnn, ct))
         points["VDK"].append(TimePoint(time_h, compute_dose_rate(spect, ct, "vdk", device=device_name).image, ct))
         points["check"].append(TimePoint(time_h, activity, ct))
-    seg, names = segments(labels)
+    seg, names = segments(labels, settings.spacing_mm**3 / 1000.0)
     labelmap = image_from_array(seg, phantom.labels)
     results = {}
     for offset, method in enumerate(("CNN", "VDK", "check")):

@@ -118,6 +118,9 @@ def test_the_command_line_writes_the_map_table_curves_and_histograms(torso, tmp_
     assert "registered: shift" in capsys.readouterr().out
     backwards = [*argv[:1], *argv[3:5], *argv[1:3], "--output", str(tmp_path / "x.nrrd")]
     assert cli.main(backwards) == 2 and "strictly increasing" in capsys.readouterr().err
+    no_ct = ["absorbed-dose", "--timepoint", f"24:{out / 'dose.nrrd'}:", "--half-life-h", "50", "--output",
+             str(tmp_path / "x.nrrd")]  # fmt: skip
+    assert cli.main(no_ct) == 2 and "the CT file is missing" in capsys.readouterr().err
     assert not (tmp_path / "x.nrrd").exists()
 
 

@@ -25,6 +25,9 @@ def _timepoint(text: str) -> tuple[str, str, str]:
     parts = text.split(":")
     if len(parts) != 3:
         raise ValueError(f"--timepoint: expected TIME_H:IMAGE_FILE:CT_FILE, got {text!r}")
+    for part, what in ((parts[1], "image (dose rate or activity)"), (parts[2], "CT")):
+        if not part.strip():
+            raise ValueError(f"--timepoint {text!r}: the {what} file is missing; a CT is needed to register it")
     if parts[0] != DICOM_TIME:
         try:
             float(parts[0])

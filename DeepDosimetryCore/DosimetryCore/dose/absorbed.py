@@ -36,6 +36,10 @@ ABSORBED_DOSE_UNIT = "Gy"
 DOSE_VOLUME_PERCENTS = (2.0, 50.0, 98.0)
 
 
+RESAMPLING = sitk.sitkBSpline
+"""How a later time point's dose rate is moved onto the reference grid: cubic B-spline (its small negative
+overshoots are clipped). Linear interpolation blurs: on the demo's sharp kidney dose rates a moved and moved-back
+map lost 11 % of the kidney mean with linear interpolation, 3.4 % with cubic B-spline."""
 ACTIVITY_UNIT = "Bq/mL"
 INPUT_UNITS = (DOSE_RATE_UNIT, ACTIVITY_UNIT)
 """What a time point's image may hold: a dose rate, or an activity concentration turned into one."""
@@ -153,7 +157,7 @@ def absorbed_dose(
             transform = sitk.Transform()
             registrations.append({"time_h": point.time_h, "registered": False})
         resampled = sitk.Resample(sitk.Cast(rate, sitk.sitkFloat32), reference_rate, transform,
-                                  sitk.sitkLinear, 0.0)  # fmt: skip
+                                  RESAMPLING, 0.0)  # fmt: skip
         moved.append(array_from_image(resampled).astype(np.float64))
     times = [point.time_h for point in points]
     stack = np.clip(np.stack(moved), 0.0, None)
