@@ -1,7 +1,8 @@
 # DeepDosimetry set-up and checks. Everything goes into a local virtual environment (.venv).
 #
 #   make demo     create .venv as below, then simulate a torso case, apply DL-PVC and IY-PVC, write demo-output/;
-#                 then one virtual patient through VDK, Monte Carlo on SPECT and the dose-rate CNN (demo-output/dose)
+#                 then one virtual patient through VDK, Monte Carlo on SPECT and the dose-rate CNN (demo-output/dose),
+#                 then one imaged at four time points, integrated into absorbed dose (demo-output/absorbed)
 #   make test     create .venv, install torch (CPU 2.13.0 by default) and the packages, run ruff and pytest
 #
 # CUDA users choose their torch build, e.g.:
@@ -28,6 +29,7 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/deepdosimetry demo-pvc --out demo-output
 	$(BIN)/deepdosimetry demo-dose --out demo-output/dose
+	$(BIN)/deepdosimetry demo-absorbed --out demo-output/absorbed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -88,3 +88,16 @@ def test_three_points_too_few_for_aicc_take_the_mono_exponential():
     times = np.array([24.0, 96.0, 168.0])
     result = ti.integrate_segment(times, 0.5 * np.exp(-decay * times))
     assert result.model == "mono" and result.integral == pytest.approx(0.5 / decay, rel=0.005)
+
+
+def test_an_uptake_phase_at_four_time_points_takes_the_bi_exponential():
+    """With 4 points AICc cannot rank three parameters; a series that rises first is still not mono-exponential."""
+    decay = ti.physical_decay_per_h()
+    k1, k2 = math.log(2) / 100.0, math.log(2) / 4.0
+    times = [4.0, 24.0, 96.0, 168.0]
+    values = [2.0 * (math.exp(-k1 * t) - math.exp(-k2 * t)) for t in times]
+    result = ti.integrate_segment(times, values)
+    assert result.model == "bi" and result.integral == pytest.approx(2.0 * (1 / k1 - 1 / k2), rel=0.02)
+    assert ti.mono_exponential(times, values, decay).integral > 1.05 * result.integral
+    falling = ti.integrate_segment(times, [math.exp(-k1 * t) for t in times])
+    assert falling.model == "mono"

@@ -12,9 +12,11 @@ EJNMMI Physics 2022;9:30; MIRD Pamphlet 23):
 - ``single``: one time point and a stated effective half-life T (Hanscheid et al., J Nucl Med 2018;59:75-81):
   a mono-exponential through r(t_1) with lambda = ln 2 / T, D = r(t_1) exp(lambda t_1) / lambda.
 
-:func:`integrate_segment` fits the models a series allows and chooses one by the corrected Akaike criterion
-(AICc, the smallest wins; with too few points for AICc, as 3 points for two parameters, the mono-exponential
-when it converges; the trapezoid when no fit converges), or uses the model the user names. Fit uncertainty
+:func:`integrate_segment` fits the models a series allows and chooses one: when the series peaks after its first
+time point (an uptake phase, which no mono-exponential can follow) the bi-exponential when it converges; otherwise
+by the corrected Akaike criterion (AICc, the smallest wins; with too few points for AICc, as 3 points for two
+parameters or 4 points for the bi-exponential's three, the mono-exponential when it converges; the trapezoid when
+no fit converges). Or it uses the model the user names. Fit uncertainty
 (1 standard deviation, from the fit's covariance by the delta method) goes with the integral.
 :func:`integrate_voxels` integrates every voxel at once with the mono-exponential fitted to the logarithm of
 the values (vectorised), falling back to the trapezoid where that fit is not decreasing at least as fast as
@@ -171,7 +173,7 @@ def integrate_segment(
     nuclide: str = "Lu-177",
     effective_half_life_h: float | None = None,
 ) -> TimeIntegral:
-    """The time integral of one series: the ``model`` named, or the one with the smallest AICc.
+    """The time integral of one series: the ``model`` named, or the one chosen as the module docstring says.
 
     With one time point, ``effective_half_life_h`` is required (single-time-point method). Raises ValueError
     on a bad series, an unknown model, or a named model the series cannot support.
@@ -198,9 +200,13 @@ def integrate_segment(
             continue
     ranked = [fit for fit in fits if fit.aicc is not None]
     candidates = {fit.model: fit.aicc for fit in ranked}
-    if not ranked:  # too few points for AICc (3 for mono): the simplest fit that converged, else the trapezoid
+    rising = [fit for fit in fits if fit.model == "bi"] if int(np.argmax(samples)) > 0 else []
+    if rising:  # a mono-exponential cannot rise: with an uptake phase seen, the uptake-clearance model
+        best = rising[0]
+    elif not ranked:  # too few points for AICc (3 for mono): the simplest fit that converged, else the trapezoid
         return fits[0] if fits and fits[0].model == "mono" else trapezoid(times, samples, decay)
-    best = min(ranked, key=lambda fit: fit.aicc)
+    else:
+        best = min(ranked, key=lambda fit: fit.aicc)
     return TimeIntegral(best.model, best.integral, best.uncertainty, best.effective_half_life_h, best.parameters,
                         best.aicc, candidates)  # fmt: skip
 
