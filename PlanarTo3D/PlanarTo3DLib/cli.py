@@ -4,6 +4,9 @@
 deepdosimetry train planar3d --out CHECKPOINTS [--patients N] [--variations V] [--epochs E] [--save-model NAME]
 deepdosimetry evaluate-planar --model NAME [--patients N] [--variations V] [--epochs E] --output T.csv
                               [--update-card]
+deepdosimetry planar-to-3d --planar FILE [FILE] --ct CT --pet PET --seg SEG --sensitivity-cps-per-mbq S
+                           [--model NAME] [--fine-tune DIR [--variations N] [--epochs E]] --output A.nrrd
+                           [--table T.csv] [--figure F.png]
 """
 
 from __future__ import annotations
@@ -140,3 +143,97 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--update-card", action="store_true", help="write the table into the model's card")
     command.add_argument("--device", help="cpu, cuda (default: cuda when available)")
     command.set_defaults(handler=_run_evaluate)
+
+
+def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
+    from DosimetryCore import io
+    from DosimetryCore.core.provenance import stamp, stamp_command
+    from DosimetryCore.io.labels import label_names
+    from DosimetryCore.io.tables import write_csv
+
+    from .network import ResUNet3D
+    from .patient import camera_for, planar_to_3d, write_figure
+
+    inputs = {**{f"--planar {i + 1}": p for i, p in enumerate(arguments.planar)}, "--ct": arguments.ct,
+              "--pet": arguments.pet, "--seg": arguments.seg}  # fmt: skip
+    outputs = {"--output": arguments.output, "--table": arguments.table, "--figure": arguments.figure}
+    check_outputs(inputs, outputs, {"--fine-tune": arguments.fine_tune} if arguments.fine_tune else {})
+    pair = io.read_planar(arguments.planar)
+    ct, pet, seg = io.read_image(arguments.ct), io.read_image(arguments.pet), io.read_image(arguments.seg)
+    generic, card = models.load_model(arguments.model, ResUNet3D.from_config, "cpu", arguments.models_dir)
+    camera = camera_for(arguments.sensitivity_cps_per_mbq, pair.anterior.frame_duration_s, arguments.collimator)
+    result = planar_to_3d(
+        _counts(pair.anterior.image), _counts(pair.posterior.image), pair.anterior.image.GetSpacing(), ct,
+        pet, seg, label_names(seg), generic, camera=camera, fine_tune_dir=arguments.fine_tune,
+        variations=arguments.variations, epochs=arguments.epochs, seed=arguments.seed, device=arguments.device,
+        progress=terminal_progress(),
+    )  # fmt: skip
+    model_record = {"generic_model": card["name"], "generic_model_sha256": card["weights_sha256"]}
+    if arguments.fine_tune:
+        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
+        fields |= {"method": result.fine_tuning["method"], "fine_tuning": result.fine_tuning,
+                   "fine_tuned_from": model_record, "metrics": {}, "baselines": {}}  # fmt: skip
+        folder = models.save_model(result.model, "patient-model", fields, arguments.fine_tune, overwrite=True)
+        model_record["patient_model"] = str(folder)
+        model_record["patient_model_sha256"] = models.read_card("patient-model", arguments.fine_tune)["weights_sha256"]
+    alignment = result.alignment
+    stamp(result.activity, {
+        "method": "PlanarTo3D ResUNet (Lopez-Montes et al.)" + (", patient-specific" if arguments.fine_tune else ""),
+        **model_record, "camera": {"sensitivity_cps_per_MBq": camera.sensitivity_cps_per_MBq,
+                                   "frame_duration_s": camera.time_s, "collimator": camera.collimator},
+        "alignment": {"translation_mm": list(alignment.translation_mm), "rotation_deg": alignment.rotation_deg,
+                      "correlation_before": alignment.correlation_before,
+                      "correlation_after": alignment.correlation_after},
+        "planar_consistency": result.consistency,
+        "total": "scaled so that the projection has the measured anterior + posterior counts",
+    })  # fmt: skip
+    stamp_command(result.activity, "deepdosimetry planar-to-3d", inputs)
+    print(f"{io.write_image(result.activity, arguments.output)}: activity (Bq/mL) on the CT grid")
+    print(f"  planar images placed: shift ({alignment.translation_mm[0]:.1f}, {alignment.translation_mm[1]:.1f}) mm, "
+          f"rotation {alignment.rotation_deg:.1f} deg, correlation {alignment.correlation_before:.2f} -> "
+          f"{alignment.correlation_after:.2f}; planar consistency {100 * result.consistency:.1f} %")  # fmt: skip
+    for row in result.rows:
+        conjugate = row["conjugate_view_MBq"]
+        print(f"  {row['organ']:20s} {row['activity_MBq']:10.4g} MBq   conjugate view {conjugate:10.4g} MBq")
+    if arguments.table:
+        print(f"{write_csv(result.rows, arguments.table)}: per-organ table")
+    if arguments.figure:
+        print(f"{write_figure(result, alignment.counts, arguments.figure)}: maximum-intensity projections")
+    return 0
+
+
+def _counts(image):
+    """A 2D planar image's counts as a float32 array (rows, columns)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image).astype(np.float32)
+
+
+def register_planar_to_3d(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``planar-to-3d`` to the ``deepdosimetry`` command."""
+    from .train import FINE_TUNE_DEFAULTS as F
+
+    command = subparsers.add_parser(
+        "planar-to-3d",
+        help="3D activity from anterior/posterior planar images with the pre-therapy PET/CT (Lopez-Montes et al.)",
+    )
+    command.add_argument("--planar", nargs="+", required=True, help="NM planar DICOM: one file with both views or two")
+    command.add_argument("--ct", required=True, help="the patient's CT (HU)")
+    command.add_argument("--pet", required=True, help="the pre-therapy PET on the CT's frame (Bq/mL or SUV)")
+    command.add_argument("--seg", required=True, help="organ labelmap (with label names) on or over the CT")
+    command.add_argument("--sensitivity-cps-per-mbq", type=float, required=True,
+                         help="the camera's planar sensitivity, one head, in the 208 keV window")  # fmt: skip
+    command.add_argument("--collimator", help="collimator of the camera (default SIEMENS-MELP)")
+    command.add_argument("--model", default=DEFAULT_MODEL, help="installed generic model")
+    command.add_argument("--models-dir", help="models folder (default: the resources' Models)")
+    command.add_argument("--fine-tune", metavar="DIR", help="fine-tune on the patient's PET variations; the "
+                         "checkpoints and the patient model (with its card) go into DIR")  # fmt: skip
+    command.add_argument("--variations", type=int, default=F["variations"], help="PET variations for fine-tuning")
+    command.add_argument("--epochs", type=int, default=F["epochs"], help="fine-tuning epochs")
+    command.add_argument("--seed", type=int, default=0, help="seed of the variations and the fine-tuning")
+    command.add_argument("--output", required=True, help="activity image (Bq/mL) on the CT grid")
+    command.add_argument("--table", help="per-organ table (CSV) with the conjugate-view estimate")
+    command.add_argument("--figure", help="maximum-intensity projections beside the measured images (PNG)")
+    command.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+    command.set_defaults(handler=_run_planar_to_3d)

@@ -1,0 +1,171 @@
+"""One patient through PlanarTo3D: planar images, CT, pre-therapy PET and organs in; 3D activity (Bq/mL on the
+CT grid), a per-organ table with the conjugate-view estimate beside it, and a figure out.
+
+Steps: CT, PET and organ labels onto the network grid (9.6 mm, centred on the CT; the PET's total kept); the
+measured planar images placed on that grid's coronal projection (:mod:`PlanarTo3DLib.alignment`); optionally the
+generic model fine-tuned on the patient's PET variations (:func:`PlanarTo3DLib.train.fine_tune`); the
+reconstruction tied to the measured counts (:mod:`PlanarTo3DLib.reconstruct`); back onto the CT grid with the
+total kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, set_unit, with_total_of
+from DosimetryCore.imaging.conjugate_view import conjugate_view_activities
+from DosimetryCore.io.outputs import atomic_path
+
+from .alignment import PlanarAlignment, align_planar
+from .data import DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, PlanarCamera, mu_map, planar_images
+from .network import ResUNet3D
+from .reconstruct import planar_consistency, reconstruct
+from .train import FINE_TUNE_DEFAULTS, fine_tune
+
+
+@dataclass
+class PlanarResult:
+    """What :func:`planar_to_3d` made: the activity on the CT grid and on the network grid, the organ rows,
+    the alignment, the planar consistency, the model used (fine-tuned or generic) and its fine-tuning summary."""
+
+    activity: sitk.Image
+    grid_activity: np.ndarray
+    rows: list[dict[str, Any]]
+    alignment: PlanarAlignment
+    consistency: float
+    model: ResUNet3D
+    fine_tuning: dict[str, Any] | None
+
+
+def network_grid(ct: sitk.Image) -> sitk.Image:
+    """The network grid (identity direction, :data:`GRID_SPACING_MM`) centred on the CT's centre."""
+    size = [int(n) for n in GRID_SHAPE_ZYX[::-1]]
+    centre = np.array(ct.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in ct.GetSize()]))
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing((GRID_SPACING_MM,) * 3)
+    grid.SetOrigin(tuple(centre - (np.array(size) - 1) / 2.0 * GRID_SPACING_MM))
+    return grid
+
+
+def onto_grid(ct: sitk.Image, pet: sitk.Image, labels: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HU, PET (its total kept) and labels on the network grid of ``ct``."""
+    grid = network_grid(ct)
+    hu = resample_to(sitk.Cast(ct, sitk.sitkFloat32), grid, "linear", default_value=-1000.0)
+    pet_grid = with_total_of(resample_to(sitk.Cast(pet, sitk.sitkFloat32), grid, "linear", default_value=0.0), pet)
+    label_grid = resample_to(labels, grid, "nearest", default_value=0)
+    values = array_from_image(pet_grid)
+    if not values.sum() > 0:
+        raise ValueError("pet: holds no activity on the CT's field; is it registered to the CT?")
+    return array_from_image(hu).astype(np.float32), np.clip(values, 0, None).astype(np.float32), \
+        array_from_image(label_grid).astype(np.int32)  # fmt: skip
+
+
+def planar_to_3d(
+    anterior: np.ndarray,
+    posterior: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    ct: sitk.Image,
+    pet: sitk.Image,
+    labels: sitk.Image,
+    names: dict[int, str],
+    generic: ResUNet3D,
+    *,
+    camera: PlanarCamera = DEFAULT_CAMERA,
+    fine_tune_dir: str | Path | None = None,
+    variations: int = FINE_TUNE_DEFAULTS["variations"],
+    epochs: int = FINE_TUNE_DEFAULTS["epochs"],
+    seed: int = 0,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> PlanarResult:
+    """3D activity of one patient (see the module docstring). With ``fine_tune_dir`` the generic model is first
+    fine-tuned there on ``variations`` variations of the patient's PET (checkpoints there; resumable)."""
+    report = progress or no_progress
+    report(0.0, "CT, PET and organs onto the network grid")
+    hu, pet_grid, label_grid = onto_grid(ct, pet, labels)
+    mu = mu_map(hu, camera)
+    for label, name in names.items():
+        if not np.any(label_grid == label):
+            raise ValueError(f"segmentation: organ {name!r} (label {label}) has no voxel on the CT's field")
+    report(0.05, "placing the planar images on the CT's projection grid")
+    alignment = align_planar(anterior, posterior, pixel_spacing_mm, planar_images(pet_grid, mu, camera),
+                             GRID_SPACING_MM)  # fmt: skip
+    model, summary = generic, None
+    if fine_tune_dir is not None:
+        model, summary = fine_tune(generic, pet_grid, hu, label_grid, float(alignment.counts.sum()), fine_tune_dir,
+                                   variations=variations, epochs=epochs, seed=seed, camera=camera, device=device,
+                                   resume=(Path(fine_tune_dir) / "latest.pt").exists(),
+                                   progress=sub_progress(report, 0.1, 0.9))  # fmt: skip
+    report(0.9, "reconstructing")
+    activity = reconstruct(model, alignment.counts, mu, camera=camera, device=device)
+    consistency = planar_consistency(activity, mu, alignment.counts, camera)
+    rows = organ_rows(activity, alignment.counts, mu, label_grid, names, camera)
+    grid = network_grid(ct)
+    on_grid = set_unit(image_from_array(activity, grid), "Bq/mL", "activity concentration")
+    back = with_total_of(resample_to(on_grid, ct, "linear", default_value=0.0), on_grid)
+    report(1.0, "PlanarTo3D done")
+    return PlanarResult(set_unit(back, "Bq/mL", "activity concentration"), activity, rows, alignment, consistency,
+                        model, summary)  # fmt: skip
+
+
+def organ_rows(
+    activity: np.ndarray, counts: np.ndarray, mu: np.ndarray, labels: np.ndarray, names: dict[int, str],
+    camera: PlanarCamera = DEFAULT_CAMERA,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Per organ: volume (mL), activity (MBq) and mean concentration (Bq/mL) of the reconstruction, and the
+    conjugate-view activity (MBq) from the same planar images."""
+    voxel_ml = GRID_SPACING_MM**3 / 1000.0
+    conjugate = {row["label"]: row for row in conjugate_view_activities(
+        counts[0], counts[1], mu, labels, names, (GRID_SPACING_MM,) * 3,
+        sensitivity_cps_per_MBq=camera.sensitivity_cps_per_MBq, time_s=camera.time_s)}  # fmt: skip
+    rows = []
+    for label, name in names.items():
+        inside = labels == label
+        rows.append({
+            "organ": name, "volume_ml": float(inside.sum() * voxel_ml),
+            "activity_MBq": float(activity[inside].sum() * voxel_ml * 1e-6),
+            "mean_Bq_per_mL": float(activity[inside].mean()),
+            "conjugate_view_MBq": conjugate[label]["activity_MBq"],
+        })  # fmt: skip
+    return rows
+
+
+def camera_for(sensitivity_cps_per_MBq: float, frame_duration_s: float, collimator: str | None = None) -> PlanarCamera:
+    """The camera of a measurement: its planar sensitivity (one head) and frame duration."""
+    if not (sensitivity_cps_per_MBq > 0 and frame_duration_s > 0):
+        raise ValueError("camera: the planar sensitivity (cps/MBq) and the frame duration (s) must be positive")
+    camera = replace(DEFAULT_CAMERA, sensitivity_cps_per_MBq=sensitivity_cps_per_MBq, time_s=frame_duration_s)
+    return replace(camera, collimator=collimator) if collimator else camera
+
+
+def write_figure(result: PlanarResult, measured: np.ndarray, path: str | Path) -> Path:
+    """Maximum-intensity projections of the reconstruction at 0 and 90 degrees beside the measured anterior and
+    posterior images (as Lopez-Montes et al.'s Fig. 2)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 5), dpi=100)
+    FigureCanvasAgg(figure)
+    panels = [
+        ("measured anterior (counts)", measured[0]),
+        ("measured posterior (counts)", measured[1]),
+        ("MIP 0 deg (Bq/mL)", result.grid_activity.max(axis=1)),
+        ("MIP 90 deg (Bq/mL)", result.grid_activity.max(axis=2)),
+    ]
+    for index, (title, image) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, 4, index)
+        axes.imshow(image[::-1], cmap="gray_r", aspect="equal")
+        axes.set_title(title, fontsize=9)
+        axes.set_axis_off()
+    figure.suptitle(f"PlanarTo3D: planar consistency {100 * result.consistency:.1f} %", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    return path
