@@ -151,8 +151,9 @@ def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
     from DosimetryCore.io.labels import label_names
     from DosimetryCore.io.tables import write_csv
 
+    from .logic import PATIENT_MODEL
     from .network import ResUNet3D
-    from .patient import camera_for, planar_to_3d, write_figure
+    from .patient import camera_for, patient_card_fields, planar_to_3d, write_figure
 
     inputs = {**{f"--planar {i + 1}": p for i, p in enumerate(arguments.planar)}, "--ct": arguments.ct,
               "--pet": arguments.pet, "--seg": arguments.seg}  # fmt: skip
@@ -170,12 +171,10 @@ def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
     )  # fmt: skip
     model_record = {"generic_model": card["name"], "generic_model_sha256": card["weights_sha256"]}
     if arguments.fine_tune:
-        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        fields |= {"method": result.fine_tuning["method"], "fine_tuning": result.fine_tuning,
-                   "fine_tuned_from": model_record, "metrics": {}, "baselines": {}}  # fmt: skip
-        folder = models.save_model(result.model, "patient-model", fields, arguments.fine_tune, overwrite=True)
+        fields = patient_card_fields(card, result.fine_tuning)
+        folder = models.save_model(result.model, PATIENT_MODEL, fields, arguments.fine_tune, overwrite=True)
         model_record["patient_model"] = str(folder)
-        model_record["patient_model_sha256"] = models.read_card("patient-model", arguments.fine_tune)["weights_sha256"]
+        model_record["patient_model_sha256"] = models.read_card(PATIENT_MODEL, arguments.fine_tune)["weights_sha256"]
     alignment = result.alignment
     stamp(result.activity, {
         "method": "PlanarTo3D ResUNet (Lopez-Montes et al.)" + (", patient-specific" if arguments.fine_tune else ""),

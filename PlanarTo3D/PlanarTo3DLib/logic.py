@@ -68,3 +68,127 @@ def import_planar(
         mrml.update_table_node(table_node, rows, units=TABLE_UNITS)
     progress(1.0, "Done")
     return nodes[0], nodes[1], table_node
+
+
+PATIENT_MODEL = "patient-model"
+"""The name of a patient model inside its folder."""
+ORGAN_TABLE_UNITS = {"volume_ml": "mL", "activity_MBq": "MBq", "mean_Bq_per_mL": "Bq/mL", "conjugate_view_MBq": "MBq"}
+
+
+def _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node):
+    """Planar counts (rows, columns), pixel spacing, frame duration, CT, PET, organ labels and names from nodes."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from DosimetryCore.core.metadata import FRAME_DURATION_KEY
+
+    for node, name in ((anterior_node, "anterior volume"), (posterior_node, "posterior volume"), (ct_node, "CT"),
+                       (pet_node, "PET"), (segmentation_node, "segmentation")):  # fmt: skip
+        if node is None:
+            raise ValueError(f"{name}: select it")
+    views = []
+    for node in (anterior_node, posterior_node):
+        image = mrml.image_from_volume_node(node)
+        counts = np.asarray(sitk.GetArrayFromImage(image), np.float32)
+        if counts.ndim != 3 or counts.shape[0] != 1:
+            raise ValueError(f"planar volume {node.GetName()!r}: expected one coronal slice (an imported planar view)")
+        spacing = image.GetSpacing()
+        if not image.HasMetaDataKey(FRAME_DURATION_KEY):
+            raise ValueError(f"planar volume {node.GetName()!r}: has no frame duration; import it from its DICOM")
+        views.append((counts[0], (spacing[0], spacing[1]), float(image.GetMetaData(FRAME_DURATION_KEY))))
+    if views[0][0].shape != views[1][0].shape or views[0][1] != views[1][1]:
+        raise ValueError("planar volumes: anterior and posterior differ in size or pixel spacing")
+    ct = mrml.image_from_volume_node(ct_node)
+    pet = mrml.image_from_volume_node(pet_node)
+    labels, names = mrml.labelmap_from_segmentation_node(segmentation_node, ct_node)
+    return views, ct, pet, labels, names
+
+
+def reconstruct_volume(
+    anterior_node,
+    posterior_node,
+    ct_node,
+    pet_node,
+    segmentation_node,
+    sensitivity_cps_per_MBq: float,
+    *,
+    model_name: str = "planar3d-resunet",
+    models_dir: str | os.PathLike | None = None,
+    patient_model_dir: str | os.PathLike | None = None,
+    output_volume=None,
+    output_table=None,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+):
+    """3D activity (Bq/mL, on the CT grid) from the planar view nodes with the pre-therapy PET/CT and the organ
+    segmentation; with ``patient_model_dir`` the patient model trained there (:func:`train_patient_model`), else
+    the generic ``model_name``. Returns ``(activity node, organ table node)``; the table holds each organ's
+    activity, mean concentration and the conjugate-view activity beside it. Inputs are never changed."""
+    from DosimetryCore.core.provenance import stamp
+    from DosimetryCore.learning import models
+
+    from .network import ResUNet3D
+    from .patient import camera_for, planar_to_3d
+
+    report = progress or no_progress
+    inputs = {"anterior": anterior_node, "posterior": posterior_node, "CT": ct_node, "PET": pet_node}
+    mrml.check_output_nodes(inputs, output_volume, output_table)
+    views, ct, pet, labels, names = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node,
+                                                    segmentation_node)  # fmt: skip
+    folder, name = (patient_model_dir, PATIENT_MODEL) if patient_model_dir else (models_dir, model_name)
+    model, card = models.load_model(name, ResUNet3D.from_config, "cpu", folder)
+    camera = camera_for(sensitivity_cps_per_MBq, views[0][2])
+    result = planar_to_3d(views[0][0], views[1][0], views[0][1], ct, pet, labels, names, model, camera=camera,
+                          device=device, progress=report)  # fmt: skip
+    stamp(result.activity, {"method": "PlanarTo3D ResUNet (Lopez-Montes et al.)", "model": name,
+                            "model_sha256": card["weights_sha256"], "planar_consistency": result.consistency,
+                            "alignment_correlation": result.alignment.correlation_after})  # fmt: skip
+    scene = ct_node.GetScene()
+    if output_volume is None:
+        output_volume = mrml.add_volume_node(scene, result.activity, f"{anterior_node.GetName()} PlanarTo3D")
+    else:
+        mrml.update_volume_node_from_image(output_volume, result.activity)
+    if output_table is None:
+        output_table = mrml.add_table_node(scene, result.rows, "PlanarTo3D organs", ORGAN_TABLE_UNITS)
+    else:
+        mrml.update_table_node(output_table, result.rows, ORGAN_TABLE_UNITS)
+    return output_volume, output_table
+
+
+def train_patient_model(
+    anterior_node,
+    posterior_node,
+    ct_node,
+    pet_node,
+    segmentation_node,
+    folder: str | os.PathLike,
+    *,
+    model_name: str = "planar3d-resunet",
+    models_dir: str | os.PathLike | None = None,
+    variations: int = 100,
+    epochs: int = 4,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+):
+    """Fine-tune the generic model on the patient's PET variations (measured count level) into ``folder``
+    (checkpoints there: an interrupted run resumes), and save it there as :data:`PATIENT_MODEL` with its card."""
+    from DosimetryCore.learning import models
+
+    from .alignment import align_planar
+    from .data import GRID_SPACING_MM, mu_map, planar_images
+    from .network import ResUNet3D
+    from .patient import camera_for, onto_grid, patient_card_fields
+    from .train import fine_tune
+
+    views, ct, pet, labels, _ = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node)
+    generic, card = models.load_model(model_name, ResUNet3D.from_config, "cpu", models_dir)
+    camera = camera_for(1.0, views[0][2])  # the variations are scaled to the measured counts: no sensitivity needed
+    hu, pet_grid, label_grid = onto_grid(ct, pet, labels)
+    mu = mu_map(hu, camera)
+    simulated = planar_images(pet_grid, mu, camera)
+    placed = align_planar(views[0][0], views[1][0], views[0][1], simulated, GRID_SPACING_MM)
+    resume = os.path.exists(os.path.join(folder, "latest.pt"))
+    model, summary = fine_tune(generic, pet_grid, hu, label_grid, float(placed.counts.sum()), folder,
+                               variations=variations, epochs=epochs, camera=camera, device=device, resume=resume,
+                               progress=progress)  # fmt: skip
+    return models.save_model(model, PATIENT_MODEL, patient_card_fields(card, summary), folder, overwrite=True)

@@ -169,3 +169,11 @@ def write_figure(result: PlanarResult, measured: np.ndarray, path: str | Path) -
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
     return path
+
+
+def patient_card_fields(generic_card: dict[str, Any], fine_tuning: dict[str, Any]) -> dict[str, Any]:
+    """The card of a patient model: the generic model's, with its fine-tuning and where it came from."""
+    fields = {k: v for k, v in generic_card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
+    source = {"generic_model": generic_card["name"], "generic_model_sha256": generic_card["weights_sha256"]}
+    return fields | {"method": fine_tuning["method"], "fine_tuning": fine_tuning, "metrics": {}, "baselines": {},
+                     "fine_tuned_from": source}  # fmt: skip

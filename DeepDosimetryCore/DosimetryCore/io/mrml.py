@@ -23,7 +23,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from DosimetryCore.core.metadata import ACQUISITION_DATETIME_KEY, KEY_PREFIX, QUANTITY_KEY, UNIT_KEY
+from DosimetryCore.core.metadata import ACQUISITION_DATETIME_KEY, KEY_PREFIX, UNIT_KEY
 from DosimetryCore.core.volume import require_image
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -127,8 +127,10 @@ def _geometry_from_node(node: slicer.vtkMRMLVolumeNode) -> tuple[np.ndarray, np.
 def image_from_volume_node(node: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
     """A SimpleITK image (LPS) holding a copy of a scalar (or labelmap) volume node's voxels.
 
-    Spacing, origin and direction are kept exactly; the unit and quantity attributes come back
-    as image metadata. A parent transform on the node is refused: harden it first.
+    Spacing, origin and direction are kept exactly; the node's ``DeepDosimetry.*`` attributes (unit, quantity,
+    frame duration, acquisition time, provenance) come back as ``deepdosimetry.*`` image metadata, and a volume
+    loaded by Slicer's DICOM module gets its acquisition time from the DICOM database. A parent transform on the
+    node is refused: harden it first.
     """
     _require_node(node, "vtkMRMLScalarVolumeNode", "volume node")
     if node.GetImageData() is None:
@@ -141,10 +143,10 @@ def image_from_volume_node(node: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
     image.SetSpacing(spacing.tolist())
     image.SetOrigin(origin.tolist())
     image.SetDirection(direction.ravel().tolist())
-    for attribute, key in ((UNIT_ATTRIBUTE, UNIT_KEY), (QUANTITY_ATTRIBUTE, QUANTITY_KEY)):
-        value = node.GetAttribute(attribute)
-        if value:
-            image.SetMetaData(key, value)
+    for attribute in node.GetAttributeNames() or ():
+        if attribute.startswith(PROVENANCE_ATTRIBUTE_PREFIX) and node.GetAttribute(attribute):
+            suffix = attribute[len(PROVENANCE_ATTRIBUTE_PREFIX) :]
+            image.SetMetaData(KEY_PREFIX + suffix[:1].lower() + suffix[1:], node.GetAttribute(attribute))
     acquired = node.GetAttribute(ACQUISITION_DATETIME_ATTRIBUTE) or _dicom_database_acquisition(node)
     if acquired:
         image.SetMetaData(ACQUISITION_DATETIME_KEY, acquired)
