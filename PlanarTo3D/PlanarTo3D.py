@@ -1,14 +1,16 @@
 """PlanarTo3D Slicer module: 3D 177Lu activity from anterior/posterior planar scintigraphy.
 
-This version imports a planar ANT/POST acquisition (NM DICOM) as volumes and a counts table;
-the patient-specific 3D reconstruction arrives with later versions and is not offered before it
-exists.
+Imports a planar ANT/POST acquisition (NM DICOM) as volumes and a counts table; with the patient's pre-therapy
+PET/CT and organ segmentation, trains the patient-specific ResUNet (Lopez-Montes et al.) and reconstructs the 3D
+activity, with a per-organ table that sets the conjugate-view estimate beside it.
 """
 
+from typing import Annotated
+
 import slicer
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLTableNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -16,7 +18,11 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from DeepDosimetryCore import DeepDosimetryWidgetMixin
+from DeepDosimetryCore import DeepDosimetryWidgetMixin, installedModels
+
+DEFAULT_MODEL = "planar3d-resunet"
+MODEL_CHOICES = installedModels("planar3d") or [DEFAULT_MODEL]
+"""The installed generic PlanarTo3D models (the default name when none is installed: Reconstruct then says so)."""
 
 
 class PlanarTo3D(ScriptedLoadableModule):
@@ -29,10 +35,13 @@ class PlanarTo3D(ScriptedLoadableModule):
         self.parent.dependencies = ["DeepDosimetryCore"]
         self.parent.contributors = ["DeepDosimetry developers"]
         self.parent.helpText = _(
-            "3D dosimetry imaging from two planar views (Lopez-Montes et al.). This version imports an "
-            "anterior/posterior NM planar acquisition: each view becomes a coronal one-slice volume of counts "
-            "(the posterior mirrored into the anterior orientation) and a table gives total counts, frame "
-            "duration and count rate."
+            "3D activity from two planar views (Lopez-Montes et al.). Apply imports an anterior/posterior NM planar "
+            "acquisition: each view becomes a coronal one-slice volume of counts (the posterior mirrored into the "
+            "anterior orientation) and a table gives total counts, frame duration and count rate. In '3D "
+            "activity', with the pre-therapy PET/CT and the organs: 'Train patient model' fine-tunes the generic "
+            "ResUNet on variations of the patient's PET (resumable), 'Reconstruct' writes the 3D activity (Bq/mL) "
+            "on the CT grid, tied to the measured counts, and a table of organ activities beside the "
+            "conjugate-view estimates."
         )
         self.parent.acknowledgementText = _("Method: Lopez-Montes et al., patient-specific AI for 3D dosimetry.")
 
@@ -45,6 +54,16 @@ class PlanarTo3DParameterNode:
     anteriorVolume: vtkMRMLScalarVolumeNode
     posteriorVolume: vtkMRMLScalarVolumeNode
     countsTable: vtkMRMLTableNode
+    ctVolume: vtkMRMLScalarVolumeNode
+    petVolume: vtkMRMLScalarVolumeNode
+    organSegmentation: vtkMRMLSegmentationNode
+    sensitivityCpsPerMBq: Annotated[float, WithinRange(0.01, 1000.0)] = 9.5
+    modelName: Annotated[str, Choice(MODEL_CHOICES)] = MODEL_CHOICES[0]
+    patientModelFolder: str = ""
+    variations: Annotated[int, WithinRange(2, 1000)] = 100
+    epochs: Annotated[int, WithinRange(1, 100)] = 4
+    activityVolume: vtkMRMLScalarVolumeNode
+    organTable: vtkMRMLTableNode
 
 
 class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
@@ -53,6 +72,66 @@ class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel("PlanarTo3D", PlanarTo3DLogic())
+        self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
+        self.ui.reconstructButton.connect("clicked(bool)", self.onReconstructButton)
+
+    def checkCanApply(self, caller=None, event=None) -> None:
+        DeepDosimetryWidgetMixin.checkCanApply(self, caller, event)
+        missing = self.missingPatientInputs() if self._parameterNode else _("No parameter node.")
+        self.ui.reconstructButton.enabled = not missing
+        self.ui.reconstructButton.toolTip = missing or _("3D activity from the imported views.")
+        needsFolder = missing or (_("Enter the patient model folder.") if not self.patientFolder() else "")
+        self.ui.trainButton.enabled = not needsFolder
+        self.ui.trainButton.toolTip = needsFolder or _("Fine-tune the generic model on the patient's PET variations.")
+
+    def patientFolder(self) -> str:
+        return self._parameterNode.patientModelFolder.strip()
+
+    def missingPatientInputs(self) -> str:
+        parameters = self._parameterNode
+        for node, message in (
+            (parameters.anteriorVolume, _("Import the planar views first.")),
+            (parameters.posteriorVolume, _("Import the planar views first.")),
+            (parameters.ctVolume, _("Select the CT volume.")),
+            (parameters.petVolume, _("Select the pre-therapy PET.")),
+            (parameters.organSegmentation, _("Select the organ segmentation.")),
+        ):
+            if not node:
+                return message
+        return ""
+
+    def patientNodes(self):
+        parameters = self._parameterNode
+        return (parameters.anteriorVolume, parameters.posteriorVolume, parameters.ctVolume, parameters.petVolume,
+                parameters.organSegmentation)  # fmt: skip
+
+    def onTrainButton(self) -> None:
+        parameters = self._parameterNode
+        folder = self.runWithProgress(
+            lambda progress: self.logic.trainPatientModel(
+                *self.patientNodes(), self.patientFolder(), modelName=parameters.modelName,
+                variations=parameters.variations, epochs=parameters.epochs, progress=progress,
+            ),
+        )  # fmt: skip
+        if folder is not None:
+            self.ui.statusLabel.text = _("Patient model written to {folder}.").format(folder=folder)
+
+    def onReconstructButton(self) -> None:
+        import os
+
+        parameters = self._parameterNode
+        folder = self.patientFolder()
+        outputs = self.runWithProgress(
+            lambda progress: self.logic.reconstruct(
+                *self.patientNodes(), parameters.sensitivityCpsPerMBq, modelName=parameters.modelName,
+                patientModelFolder=folder if folder and os.path.isdir(folder) else None,
+                activityVolume=parameters.activityVolume, organTable=parameters.organTable, progress=progress,
+            ),
+        )  # fmt: skip
+        if outputs is not None:
+            parameters.activityVolume, parameters.organTable = outputs
+            slicer.util.setSliceViewerLayers(background=parameters.ctVolume, foreground=outputs[0],
+                                             foregroundOpacity=0.5, fit=True)  # fmt: skip
 
     def missingInputs(self) -> str:
         if not self._parameterNode.planarFiles.strip():
@@ -98,6 +177,30 @@ class PlanarTo3DLogic(ScriptedLoadableModuleLogic):
         from PlanarTo3DLib.logic import import_planar
 
         return import_planar(slicer.mrmlScene, paths, anteriorVolume, posteriorVolume, countsTable, progress)
+
+
+    def trainPatientModel(self, anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation, folder,
+                          modelName=DEFAULT_MODEL, variations=100, epochs=4, progress=None):  # fmt: skip
+        """Fine-tune the generic ``modelName`` on ``variations`` variations of the patient's PET (within its CT and
+        organs, at the measured count level) into ``folder``; resumes an interrupted run. Returns the folder of
+        the saved patient model (weights and card)."""
+        from PlanarTo3DLib.logic import train_patient_model
+
+        nodes = (anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation)
+        return train_patient_model(*nodes, folder, model_name=modelName, variations=variations, epochs=epochs,
+                                   progress=progress)
+
+    def reconstruct(self, anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation,
+                    sensitivityCpsPerMBq, modelName=DEFAULT_MODEL, patientModelFolder=None, activityVolume=None,
+                    organTable=None, progress=None):  # fmt: skip
+        """3D activity (Bq/mL, CT grid) and the organ table (with the conjugate-view estimate); the patient model
+        of ``patientModelFolder`` when given, else the generic ``modelName``. Returns ``(activityVolume,
+        organTable)``; inputs are never modified, invalid input raises a ValueError and nothing is written."""
+        from PlanarTo3DLib.logic import reconstruct_volume
+
+        return reconstruct_volume(anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation,
+                                  sensitivityCpsPerMBq, model_name=modelName, patient_model_dir=patientModelFolder,
+                                  output_volume=activityVolume, output_table=organTable, progress=progress)  # fmt: skip
 
 
 class PlanarTo3DTest(ScriptedLoadableModuleTest):

@@ -126,21 +126,62 @@ def time_point(index: int) -> Row:
 
 
 class Section(NamedTuple):
-    """A collapsible section after the main form, with its own form rows and run button."""
+    """A collapsible section after the main form, with its own form rows and run buttons, each
+    ``(widget name, text, tooltip)``."""
 
     title: str
     name: str
     rows: list[Row]
-    button: str
-    button_text: str
-    button_tip: str
+    buttons: tuple[tuple[str, str, str], ...]
 
 
 TIME_POINTS = 5
 """Time points the DoseRateCNN panel's absorbed-dose section offers."""
 
+def spin_boxes_row(label: str, name: str, boxes: Sequence[tuple[str, str]], tip: str) -> Row:
+    """QSpinBoxes side by side in the layout ``<name>Layout``, each ``(widget name, int parameter)``."""
+    items = "".join(f"<item>{_bound('QSpinBox', box, parameter, tip)}</item>" for box, parameter in boxes)
+    return Row(label, name, f'<layout class="QHBoxLayout" name="{name}Layout">{items}</layout>')
+
+
 # module -> [sections after the main form]
 SECTIONS = {
+    "PlanarTo3D": [
+        Section(
+            "3D activity (Lopez-Montes et al.)",
+            "reconstruct",
+            [
+                selector("CT volume:", "ctVolumeSelector", "ctVolume", "vtkMRMLScalarVolumeNode", False, False,
+                         "The patient's CT (HU): attenuation, the network grid and the output grid."),
+                selector("Pre-therapy PET:", "petVolumeSelector", "petVolume", "vtkMRMLScalarVolumeNode", False,
+                         False, "The pre-therapy PET (Bq/mL or SUV, any tracer) in the CT's frame of reference."),
+                selector("Organs:", "organSegmentationSelector", "organSegmentation", "vtkMRMLSegmentationNode",
+                         False, False, "Organ segmentation (e.g. TotalSegmentator's): the regions of the "
+                         "patient-specific variations and the rows of the table."),
+                double_spin_boxes("Planar sensitivity:", "sensitivity",
+                                  [("sensitivitySpinBox", "sensitivityCpsPerMBq")],
+                                  "The camera's planar sensitivity, one head, 208 keV window (cps/MBq).", " cps/MBq",
+                                  2, 0.1),
+                combo_box("Generic model:", "modelComboBox", "modelName",
+                          "The installed generic ResUNet (used when no patient model is given)."),
+                line_edit("Patient model folder:", "patientFolderLineEdit", "patientModelFolder",
+                          "Folder of the patient model: 'Train patient model' writes it (checkpoints, resumable); "
+                          "'Reconstruct' uses it when it holds one, else the generic model."),
+                spin_boxes_row("Variations, epochs:", "fineTuning",
+                               [("variationsSpinBox", "variations"), ("epochsSpinBox", "epochs")],
+                               "Patient-specific training: PET variations (Lopez-Montes et al.: 100) and epochs."),
+                selector("Activity volume:", "activityVolumeSelector", "activityVolume", "vtkMRMLScalarVolumeNode",
+                         True, True, "Volume node to receive the 3D activity (Bq/mL) on the CT grid."),
+                selector("Organ table:", "organTableSelector", "organTable", "vtkMRMLTableNode", True, True,
+                         "Table node to receive each organ's activity, mean concentration and the conjugate-view "
+                         "activity beside it."),
+            ],
+            (("trainButton", "Train patient model",
+              "Fine-tune the generic model on variations of the patient's PET into the patient model folder "
+              "(resumes an interrupted run)."),
+             ("reconstructButton", "Reconstruct", "3D activity from the imported anterior/posterior views.")),
+        )
+    ],
     "DoseRateCNN": [
         Section(
             "Absorbed dose (several time points)",
@@ -172,9 +213,8 @@ SECTIONS = {
                          True, "Table node to receive the per-segment absorbed doses. A new one is created when "
                          "empty."),
             ],
-            "absorbedButton",
-            "Compute absorbed dose",
-            "Integrate the time points' dose rates into the absorbed dose (Gy).",
+            (("absorbedButton", "Compute absorbed dose",
+              "Integrate the time points' dose rates into the absorbed dose (Gy)."),),
         )
     ],
 }  # fmt: skip
@@ -182,7 +222,8 @@ SECTIONS = {
 # module -> (panel help line, [form rows])
 PANELS = {
     "PlanarTo3D": (
-        "Import anterior/posterior NM planar DICOM as two volumes and a counts table.",
+        "Import anterior/posterior NM planar DICOM as two volumes and a counts table; then, with the pre-therapy "
+        "PET/CT and the organs, reconstruct the 3D activity below.",
         [
             line_edit("Planar DICOM files:", "planarFilesLineEdit", "planarFiles",
                       "One multi-frame NM file with both views, or two single-view files (separated by ';')."),
@@ -272,11 +313,17 @@ def _section(module: str, section: Section) -> tuple[str, list[str]]:
     """A section's collapsible button (collapsed at first) with its form and run button, and its connections."""
     items, connections = _form_items(module, section.rows, 0)
     button = (
-        f'<item row="{len(section.rows)}" column="0" colspan="2"><widget class="QPushButton" name="{section.button}">'
-        + _property("enabled", "bool", "false")
-        + _property("text", "string", escape(section.button_text))
-        + _property("toolTip", "string", escape(section.button_tip))
-        + "</widget></item>"
+        f'<item row="{len(section.rows)}" column="0" colspan="2"><layout class="QHBoxLayout" '
+        f'name="{section.name}ButtonLayout">'
+        + "".join(
+            f'<item><widget class="QPushButton" name="{name}">'
+            + _property("enabled", "bool", "false")
+            + _property("text", "string", escape(text))
+            + _property("toolTip", "string", escape(tip))
+            + "</widget></item>"
+            for name, text, tip in section.buttons
+        )
+        + "</layout></item>"
     )
     body = (
         f'<item><widget class="ctkCollapsibleButton" name="{section.name}CollapsibleButton">'
