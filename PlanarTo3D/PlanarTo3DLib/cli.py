@@ -236,3 +236,36 @@ def register_planar_to_3d(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--figure", help="maximum-intensity projections beside the measured images (PNG)")
     command.add_argument("--device", help="cpu, cuda (default: cuda when available)")
     command.set_defaults(handler=_run_planar_to_3d)
+
+
+def _run_demo(arguments: argparse.Namespace) -> int:
+    from .demo import run_planar_demo
+
+    check_outputs({}, {}, {"--out": arguments.out})
+    result = run_planar_demo(arguments.out, seed=arguments.seed, model_name=arguments.model,
+                             models_dir=arguments.models_dir, variations=arguments.variations, epochs=arguments.epochs,
+                             device=arguments.device, progress=terminal_progress())  # fmt: skip
+    print(f"{arguments.out}: activities, organs.csv, metrics.csv, mip.png, inputs/ ({result['wall_time_s']:.0f} s)")
+    for row in result["metrics"]:
+        image = f"MAE {row['mae_norm']:.3f}  SSIM {row['ssim']:.3f}  " if "ssim" in row else " " * 27
+        print(f"  {row['method']:26s} {image}mean |organ error| {row['organ_abs_error_%']:5.1f} %")
+    return 0
+
+
+def register_demo(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo-planar`` to the ``deepdosimetry`` command."""
+    from .demo import DEMO_SEED
+
+    command = subparsers.add_parser(
+        "demo-planar",
+        help="one virtual patient through PlanarTo3D: generic and patient-specific ResUNet against the truth and "
+        "conjugate view",
+    )
+    command.add_argument("--out", default="demo-output/planar", help="output folder")
+    command.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the virtual patient")
+    command.add_argument("--model", default=DEFAULT_MODEL, help="installed generic model")
+    command.add_argument("--models-dir", help="models folder (default: the resources' Models)")
+    command.add_argument("--variations", type=int, default=20, help="PET variations for the patient model")
+    command.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    command.add_argument("--device", help="cpu, cuda (default: cuda when available)")
+    command.set_defaults(handler=_run_demo)

@@ -57,12 +57,14 @@ def organ_labelmap(labels: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
     return out, names
 
 
-def _organ_MBq(activity: np.ndarray, organs: np.ndarray, names: dict[int, str]) -> dict[str, float]:
+def organ_activities_MBq(activity: np.ndarray, organs: np.ndarray, names: dict[int, str]) -> dict[str, float]:
+    """Each organ's activity (MBq) in an activity map (Bq/mL) on the network grid."""
     voxel_ml = GRID_SPACING_MM**3 / 1000.0
     return {name: float(activity[organs == label].sum()) * voxel_ml * 1e-6 for label, name in names.items()}
 
 
-def _organ_errors(estimated: dict[str, float], true: dict[str, float]) -> dict[str, float]:
+def organ_errors(estimated: dict[str, float], true: dict[str, float]) -> dict[str, float]:
+    """``organ_error_<organ>_%`` of each organ and their mean absolute value ``organ_abs_error_%``."""
     errors = {f"organ_error_{organ}_%": 100.0 * (estimated[organ] / true[organ] - 1.0) for organ in true}
     errors["organ_abs_error_%"] = float(np.mean(np.abs(list(errors.values()))))
     return errors
@@ -97,7 +99,7 @@ def evaluate_patient(
     measured = planar_images(truth, mu, camera, seed=int(rng.integers(2**31)))
     body = hu > -500
     organs, names = organ_labelmap(labels)
-    true_MBq = _organ_MBq(truth, organs, names)
+    true_MBq = organ_activities_MBq(truth, organs, names)
     rows = []
     report(0.0, "generic ResUNet")
     started = time.perf_counter()
@@ -113,7 +115,7 @@ def evaluate_patient(
     for method, estimate in estimates.items():
         rows.append({
             "patient_seed": seed, "tracer": patient["tracer"], "method": method, **image_row(estimate, truth, body),
-            **_organ_errors(_organ_MBq(estimate, organs, names), true_MBq),
+            **organ_errors(organ_activities_MBq(estimate, organs, names), true_MBq),
             "planar_consistency": planar_consistency(estimate, mu, measured, camera), "wall_time_s": times[method],
         })  # fmt: skip
     conjugate = conjugate_view_activities(measured[0], measured[1], mu, organs, names, (GRID_SPACING_MM,) * 3,
@@ -122,7 +124,7 @@ def evaluate_patient(
     rows.append({
         "patient_seed": seed, "tracer": patient["tracer"], "method": "conjugate view", "mae_norm": float("nan"),
         "ssim": float("nan"),
-        **_organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq),
+        **organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq),
         "planar_consistency": float("nan"), "wall_time_s": 0.0,
     })  # fmt: skip
     report(1.0, f"patient {seed} done")
