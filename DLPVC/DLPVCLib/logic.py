@@ -111,16 +111,11 @@ def correct_volume(
 
 
 def _write_volume(spect_node, image: sitk.Image, method_name: str, output_volume):
-    if output_volume is None:
-        return mrml.add_volume_node(spect_node.GetScene(), image, f"{spect_node.GetName()} {method_name}")
-    mrml.update_volume_node_from_image(output_volume, image)
-    return output_volume
+    return mrml.volume_into(output_volume, spect_node.GetScene(), image, f"{spect_node.GetName()} {method_name}")
 
 
 def _write_table(spect_node, rows: list[dict[str, object]] | None, output_table):
     if rows is None:
         return None
-    if output_table is None:
-        return mrml.add_table_node(spect_node.GetScene(), rows, f"{spect_node.GetName()} PVC segments", TABLE_UNITS)
-    mrml.update_table_node(output_table, rows, TABLE_UNITS)
-    return output_table
+    return mrml.table_into(output_table, spect_node.GetScene(), rows, f"{spect_node.GetName()} PVC segments",
+                           TABLE_UNITS)

@@ -91,17 +91,12 @@ def absorbed_dose_map(
     if notes:
         stamp(result.image, {**read(result.image), "administration": administration, "times_read": notes})
     scene = reference.GetScene()
-    if output_volume is None:
-        output_volume = mrml.add_volume_node(scene, result.image, f"{reference.GetName()} absorbed dose")
-    else:
-        mrml.update_volume_node_from_image(output_volume, result.image)
+    output_volume = mrml.volume_into(output_volume, scene, result.image, f"{reference.GetName()} absorbed dose")
     if labelmap is None:
         report(1.0, "Done")
         return output_volume, None, None, None
-    if output_table is None:
-        output_table = mrml.add_table_node(scene, result.rows, f"{reference.GetName()} absorbed dose", TABLE_UNITS)
-    else:
-        mrml.update_table_node(output_table, result.rows, TABLE_UNITS)
+    output_table = mrml.table_into(output_table, scene, result.rows, f"{reference.GetName()} absorbed dose",
+                                   TABLE_UNITS)
     curves = mrml.add_plot_chart(
         scene, result.times_h, result.curves, "time-dose-rate curves", "time after administration (h)",
         "mean dose rate (Gy/h)",

@@ -122,16 +122,12 @@ def dose_rate_map(
     rows = dose_rate_rows(result.image, labelmap, names, ct) if labelmap is not None else None
     report(0.9, "Writing dose-rate volume")
     scene = activity_node.GetScene()
-    if output_volume is None:
-        output_volume = mrml.add_volume_node(scene, result.image, f"{activity_node.GetName()} dose rate {method}")
-    else:
-        mrml.update_volume_node_from_image(output_volume, result.image)
+    name = f"{activity_node.GetName()} dose rate {method}"
+    output_volume = mrml.volume_into(output_volume, scene, result.image, name)
     chart = None
     if rows is not None:
-        if output_table is None:
-            output_table = mrml.add_table_node(scene, rows, f"{activity_node.GetName()} dose rate", TABLE_UNITS)
-        else:
-            mrml.update_table_node(output_table, rows, TABLE_UNITS)
+        name = f"{activity_node.GetName()} dose rate"
+        output_table = mrml.table_into(output_table, scene, rows, name, TABLE_UNITS)
         axis, curves = cumulative_histograms(
             sitk.GetArrayFromImage(result.image), sitk.GetArrayFromImage(labelmap), names
         )

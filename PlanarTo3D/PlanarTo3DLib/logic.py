@@ -56,16 +56,9 @@ def import_planar(
     nodes = []
     for view, node in ((pair.anterior, anterior_node), (pair.posterior, posterior_node)):
         volume = io.planar_volume(view.image)
-        if node is None:
-            node = mrml.add_volume_node(scene, volume, f"Planar {view.view}")
-        else:
-            mrml.update_volume_node_from_image(node, volume)
-        nodes.append(node)
+        nodes.append(mrml.volume_into(node, scene, volume, f"Planar {view.view}"))
     rows = counts_rows(pair)
-    if table_node is None:
-        table_node = mrml.add_table_node(scene, rows, "Planar counts", units=TABLE_UNITS)
-    else:
-        mrml.update_table_node(table_node, rows, units=TABLE_UNITS)
+    table_node = mrml.table_into(table_node, scene, rows, "Planar counts", TABLE_UNITS)
     progress(1.0, "Done")
     return nodes[0], nodes[1], table_node
 
@@ -144,14 +137,8 @@ def reconstruct_volume(
                             "model_sha256": card["weights_sha256"], "planar_consistency": result.consistency,
                             "alignment_correlation": result.alignment.correlation_after})  # fmt: skip
     scene = ct_node.GetScene()
-    if output_volume is None:
-        output_volume = mrml.add_volume_node(scene, result.activity, f"{anterior_node.GetName()} PlanarTo3D")
-    else:
-        mrml.update_volume_node_from_image(output_volume, result.activity)
-    if output_table is None:
-        output_table = mrml.add_table_node(scene, result.rows, "PlanarTo3D organs", ORGAN_TABLE_UNITS)
-    else:
-        mrml.update_table_node(output_table, result.rows, ORGAN_TABLE_UNITS)
+    output_volume = mrml.volume_into(output_volume, scene, result.activity, f"{anterior_node.GetName()} PlanarTo3D")
+    output_table = mrml.table_into(output_table, scene, result.rows, "PlanarTo3D organs", ORGAN_TABLE_UNITS)
     return output_volume, output_table
 
 

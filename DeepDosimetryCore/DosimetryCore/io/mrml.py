@@ -215,6 +215,31 @@ def add_volume_node(
     return node
 
 
+def volume_into(
+    node: slicer.vtkMRMLScalarVolumeNode | None, scene: slicer.vtkMRMLScene, image: sitk.Image, name: str
+) -> slicer.vtkMRMLScalarVolumeNode:
+    """``image`` written into the chosen output ``node``, or into a new node ``name`` of ``scene`` when none is
+    chosen; returns the node."""
+    if node is None:
+        return add_volume_node(scene, image, name)
+    update_volume_node_from_image(node, image)
+    return node
+
+
+def table_into(
+    node: slicer.vtkMRMLTableNode | None,
+    scene: slicer.vtkMRMLScene,
+    rows: Sequence[Mapping[str, object]],
+    name: str,
+    units: Mapping[str, str] | None = None,
+) -> slicer.vtkMRMLTableNode:
+    """``rows`` written into the chosen output table ``node``, or into a new table ``name`` of ``scene``."""
+    if node is None:
+        return add_table_node(scene, rows, name, units)
+    update_table_node(node, rows, units)
+    return node
+
+
 def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:
     array = vtk.vtkStringArray()
     for value in values:
