@@ -77,7 +77,9 @@ def test_cases_on_ray_are_byte_identical_to_the_local_pool(tmp_path):
         tmp_path / "ray", N, SEED, acquisition=FAST, device="cpu", threads=1, ray=RayOptions(),
         progress=lambda fraction, message: reports.append((fraction, message)), **GRID,
     )  # fmt: skip
-    pool = dataset.write_dataset(tmp_path / "pool", N, SEED, acquisition=FAST, device="cpu", workers=2, threads=1, **GRID)
+    pool = dataset.write_dataset(
+        tmp_path / "pool", N, SEED, acquisition=FAST, device="cpu", workers=2, threads=1, **GRID
+    )
     assert sorted(on_ray.simulated) == sorted(pool.simulated) == [f"case_0000{i}" for i in range(N)]
     ray_files, pool_files = _files(tmp_path / "ray"), _files(tmp_path / "pool")
     assert len(ray_files) == 1 + N * (len(dataset.CASE_IMAGES) + 1)

@@ -1,10 +1,10 @@
 """The options every dataset-simulating command shares: a local process pool or Ray (argparse only).
 
-    --workers W            parallel processes on this machine (the default backend)
-    --threads T            torch threads per case
-    --ray [ADDRESS]        every case a Ray task: a local Ray instance, or the cluster at ADDRESS
-    --ray-cpus N           CPUs of that local Ray instance
-    --retries R            attempts after a case fails on Ray
+--workers W            parallel processes on this machine (the default backend)
+--threads T            torch threads per case
+--ray [ADDRESS]        every case a Ray task: a local Ray instance, or the cluster at ADDRESS
+--ray-cpus N           CPUs of that local Ray instance
+--retries R            attempts after a case fails on Ray
 """
 
 from __future__ import annotations
