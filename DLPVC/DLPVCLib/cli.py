@@ -41,6 +41,7 @@ from DosimetryCore.io.labels import read_labelmap_on
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
+from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.ray_cases import CasesFailed
 from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
 
@@ -351,6 +352,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         command=_command_line(arguments),
         progress=terminal_progress(),
     )
+    if not is_main_process():  # under torchrun, rank 0 reports and saves
+        return 0
     outcome = run.summary["result"]
     print(
         f"trained {outcome['epochs_run']} epoch(s) in {outcome['wall_time_s']:.1f} s; best val loss "
