@@ -16,7 +16,11 @@ import ray
 from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset
 from DLPVCLib.dataset import folder as dataset_folder
+from DoseRateCNNLib import dataset as dose_dataset
+from DoseRateCNNLib.cli import datasets as dose_cli
+from DoseRateCNNLib.data import DoseCaseSettings
 from DosimetryCore.cli import main as cli
+from DosimetryCore.core.resources import CACHE_ENVIRONMENT_VARIABLE
 from DosimetryCore.learning import case_folder
 from DosimetryCore.learning.ray_cases import CasesFailed, RayOptions
 
@@ -26,9 +30,11 @@ SEED, N = 3, 4
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance():
+def ray_instance(tmp_path_factory):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test writers below, for the workers
-    ray.init(num_cpus=2, include_dashboard=False)
+    with pytest.MonkeyPatch.context() as patch:  # the workers' kernel cache: the session's (conftest.py), too
+        patch.setenv(CACHE_ENVIRONMENT_VARIABLE, str(tmp_path_factory.getbasetemp() / "cache"))
+        ray.init(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
 
@@ -137,3 +143,19 @@ def test_ray_options_are_checked_and_a_missing_ray_is_named(tmp_path, monkeypatc
     assert not (tmp_path / "data").exists()
     with pytest.raises(ValueError, match="threads"):
         RayOptions(threads=0)
+
+
+def test_simulate_dose_cases_on_ray_are_byte_identical_to_this_process(tmp_path, monkeypatch, capsys):
+    tiny = DoseCaseSettings(
+        dose_spacing_mm=16.0, spect_spacing_mm=16.0, count_levels=(1.9e7,), iterations=2, subsets=4, views=24,
+        photon_histories=20_000, batches=2,
+    )  # fmt: skip
+    dose_dataset.write_dose_dataset(tmp_path / "ray", 2, 4, tiny, device="cpu", threads=1, ray=RayOptions())
+    dose_dataset.write_dose_dataset(tmp_path / "here", 2, 4, tiny, device="cpu", threads=1)
+    assert _files(tmp_path / "ray") == _files(tmp_path / "here")
+    monkeypatch.setattr(
+        cli, "_discovered_registrations",
+        lambda group: [("simulate-dose", dose_cli.register_simulate_dose)] if group == cli.ENTRY_POINT_GROUP else [],
+    )  # fmt: skip
+    argv = ["simulate-dose", "--out", str(tmp_path / "cli"), "--n", "1", "--seed", "4", "--ray", "--workers", "2"]
+    assert cli.main(argv) == 2 and "--workers: is for the local process pool" in capsys.readouterr().err

@@ -237,7 +237,8 @@ def train(
         lr: Adam learning rate.
         seed: seeds the data order and all random generators per epoch (see the module docstring).
         device: torch device (``None``: CUDA when available; under torchrun ``cuda:LOCAL_RANK``).
-        checkpoint_dir: folder for ``latest.pt`` and ``best.pt`` (created if needed).
+        checkpoint_dir: folder for ``latest.pt`` and ``best.pt`` (created if needed); under torchrun
+            the same folder for every process (shared storage across nodes).
         resume: continue from ``checkpoint_dir/latest.pt`` when it exists (seed, batch size, lr and
             schedule must match; ``epochs`` and the number of processes may change); without it, a
             folder that already holds a checkpoint is refused rather than overwritten.
@@ -396,6 +397,11 @@ def _fit(
         group.on_main(report, (epoch + 1) / epochs, message, device)
 
     group.barrier()  # best.pt is written
+    if not best_path.is_file():
+        raise ValueError(
+            f"checkpoint_dir: {checkpoint_dir} holds no {BEST_CHECKPOINT} for rank {group.rank}; under torchrun every "
+            "process must see the same folder (shared storage on several nodes)"
+        )
     model.load_state_dict(load_checkpoint(best_path, device)["model_state"])
     message = f"training done: best val loss {best_val_loss:.4g} at epoch {best_epoch}"
     group.on_main(report, 1.0, message, device)
