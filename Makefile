@@ -2,8 +2,7 @@
 #
 #   make demo     create .venv as below, then simulate a torso case, apply DL-PVC and IY-PVC, write demo-output/;
 #                 then one virtual patient through VDK, Monte Carlo on SPECT and the dose-rate CNN (demo-output/dose)
-#   make test     create .venv, install torch (CPU 2.13.0 by default), the packages with the test and cluster
-#                 (Ray) extras, run ruff and pytest
+#   make test     create .venv, install torch (CPU 2.13.0 by default) and the packages, run ruff and pytest
 #
 # CUDA users choose their torch build, e.g.:
 #   make test TORCH_SPEC="torch==2.13.0" TORCH_INDEX_URL=<PyTorch's wheel index for your CUDA version>
