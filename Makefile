@@ -23,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(BIN)/pip install --disable-pip-version-check -e ".[test]"
+	$(BIN)/pip install --disable-pip-version-check -e ".[test,cluster]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -30,6 +30,7 @@ from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_tab
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
 from DLPVCLib.train import DEFAULTS, LOSSES, card_fields, train_dlpvc
 from DosimetryCore import io
+from DosimetryCore.cli import parallel as parallel_cli
 from DosimetryCore.core import provenance
 from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.progress import terminal_progress
@@ -40,6 +41,8 @@ from DosimetryCore.io.labels import read_labelmap_on
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
+from DosimetryCore.learning.distributed import is_main_process
+from DosimetryCore.learning.ray_cases import CasesFailed
 from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
 
 
@@ -122,19 +125,25 @@ def register_pvc(subparsers: argparse._SubParsersAction) -> None:
 def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
     check_outputs({}, {}, {"--out": arguments.out})
     acquisition = replace(simulation.Acquisition(), views=arguments.views)
-    result = write_dataset(
-        arguments.out,
-        arguments.n,
-        arguments.seed,
-        arguments.size,
-        arguments.spacing_mm,
-        acquisition,
-        total_activity_range_MBq=tuple(arguments.total_activity_MBq),
-        split_fractions=tuple(arguments.split_fractions),
-        workers=arguments.workers,
-        device=arguments.device,
-        progress=terminal_progress(),
-    )
+    ray = parallel_cli.ray_options(arguments)
+    try:
+        result = write_dataset(
+            arguments.out,
+            arguments.n,
+            arguments.seed,
+            arguments.size,
+            arguments.spacing_mm,
+            acquisition,
+            total_activity_range_MBq=tuple(arguments.total_activity_MBq),
+            split_fractions=tuple(arguments.split_fractions),
+            workers=arguments.workers,
+            threads=arguments.threads,
+            ray=ray,
+            device=arguments.device,
+            progress=terminal_progress(),
+        )
+    except CasesFailed as error:
+        return parallel_cli.failed_cases("simulate-pvc", error)
     counts = result.manifest["split_counts"]
     times = list(result.simulated.values())
     timing = f", {np.mean(times):.1f} s per case" if times else ""
@@ -170,7 +179,7 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
         help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
         "0 0.1 0.9 makes a held-out evaluation set)",
     )
-    command.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parallel_cli.add_parallel_arguments(command)
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
     command.set_defaults(handler=_run_simulate_pvc)
 
@@ -343,6 +352,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         command=_command_line(arguments),
         progress=terminal_progress(),
     )
+    if not is_main_process():  # under torchrun, rank 0 reports and saves
+        return 0
     outcome = run.summary["result"]
     print(
         f"trained {outcome['epochs_run']} epoch(s) in {outcome['wall_time_s']:.1f} s; best val loss "

@@ -33,6 +33,9 @@ supplement, which this project does not have), so these are this project's choic
   architecture) instead of random ones; the summary and the model card then record that model's
   own training as the first stage (:func:`initial_model`).
 
+Under ``torchrun --nproc_per_node=K`` the same command trains on K processes (``--batch-size`` is the global
+batch; :mod:`DosimetryCore.learning.distributed`); rank 0 alone writes the outputs.
+
 The run writes into the checkpoint folder: ``latest.pt`` and ``best.pt``
 (:func:`DosimetryCore.learning.training.train`), ``loss_curve.png`` and ``training_summary.json`` (what was
 trained, on which data, how, how long, on what hardware). ``--save-model NAME`` puts the best
@@ -57,10 +60,12 @@ from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.progress import ProgressCallback
 from DosimetryCore.learning import losses, models
+from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
     LossFunction,
     TrainingResult,
+    parallel_training,
     plot_loss_curve,
     result_record,
     seed_everything,
@@ -280,7 +285,7 @@ def train_dlpvc(
         **settings,
     )
     run_time = time.perf_counter() - started
-    curve = plot_loss_curve(result.history, checkpoint_dir / LOSS_CURVE_FILE)
+    curve, summary_path = checkpoint_dir / LOSS_CURVE_FILE, checkpoint_dir / SUMMARY_FILE
     training = {
         "loss": f"{LOSS_DESCRIPTIONS.get(loss, loss)} of prediction and truth divided by the truth's maximum",
         "optimiser": "Adam",
@@ -291,15 +296,16 @@ def train_dlpvc(
     summary = {
         **_description(model, train_set, len(val_set), training),
         "result": result_record(result, run_time),
-        "hardware": hardware_description(device),
+        "hardware": hardware_description(device, result.world_size),
         "initialised_from": initialised_from,
         "versions": software_versions(),
         "command": command,
         "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
         "loss_curve": str(curve),
     }
-    summary_path = checkpoint_dir / SUMMARY_FILE
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():  # under torchrun, rank 0 writes the outputs
+        plot_loss_curve(result.history, curve)
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return TrainingRun(model.cpu().eval(), result, summary, summary_path, curve)
 
 
@@ -377,4 +383,5 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "initialised_from": summary.get("initialised_from"),
         "total_epochs": total_epochs,
         "total_wall_time_s": total_seconds,
+        "parallel_training": parallel_training(summary["result"]),
     }

@@ -27,6 +27,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.io.records import read_json
 from DosimetryCore.learning import case_folder
+from DosimetryCore.learning.ray_cases import RayOptions
 
 from .data import DoseCaseSettings, simulate_dose_case
 
@@ -130,6 +131,8 @@ def write_dose_dataset(
     *,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
     workers: int = 1,
+    threads: int | None = None,
+    ray: RayOptions | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
@@ -138,7 +141,9 @@ def write_dose_dataset(
     Complete cases are skipped, so an interrupted run is resumed by running it again; ``n`` may grow between
     runs (case ``i`` is the same for any ``n``); other settings must match the folder's manifest.
     ``workers`` processes simulate cases in parallel (spawned: a calling script needs the
-    ``if __name__ == "__main__":`` guard).
+    ``if __name__ == "__main__":`` guard), each with ``threads`` torch threads (``None``: cpu_count / workers);
+    with ``ray`` every case is a Ray task instead (:mod:`DosimetryCore.learning.ray_cases`; one GPU per case on
+    CUDA; failed cases are retried, then reported by :class:`~DosimetryCore.learning.ray_cases.CasesFailed`).
     """
     report = progress or no_progress
     settings = settings or DoseCaseSettings()
@@ -149,7 +154,10 @@ def write_dose_dataset(
     names = manifest["arrays"]
     todo = [case for case in manifest["cases"] if not is_complete(out_dir / case["id"], case["seed"], names)]
     report(0.0, f"{len(todo)} case(s) to simulate, {len(manifest['cases']) - len(todo)} complete")
-    case_folder.write_cases(out_dir, todo, _write_dose_case, (settings, device_name), CASE_RECORD, workers, report)
+    case_folder.write_cases(
+        out_dir, todo, _write_dose_case, (settings, device_name), CASE_RECORD, workers, report,
+        threads=threads, ray=ray and ray.for_device(device_name),
+    )  # fmt: skip
     report(1.0, f"dataset complete: {len(manifest['cases'])} case(s) in {out_dir}")
     return manifest
 

@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from DosimetryCore.core.progress import ProgressCallback
+from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
-from DosimetryCore.learning.training import TrainingResult, plot_loss_curve, result_record, seed_everything, train
+from DosimetryCore.learning.training import (
+    TrainingResult,
+    parallel_training,
+    plot_loss_curve,
+    result_record,
+    seed_everything,
+    train,
+)
 
 from .dataset import manifest_sha256
 from .training_data import (
@@ -106,6 +114,9 @@ def train_dose_cnn(
         slices_per_volume: random slices per (case, count level) per epoch.
         val_slice_step: validation on every ``val_slice_step``-th whole slice of each val volume.
         max_cases: use only the first cases of each split.
+
+    Under ``torchrun --nproc_per_node=K`` the same call trains on K processes (``batch_size`` is the global
+    batch); rank 0 alone writes the summary and the loss curve.
         command: the command line to record.
     """
     train_set = DoseSliceDataset(
@@ -130,7 +141,7 @@ def train_dose_cnn(
         **settings,
     )
     run_time = time.perf_counter() - started
-    curve = plot_loss_curve(result.history, checkpoint_dir / LOSS_CURVE_FILE)
+    curve, summary_path = checkpoint_dir / LOSS_CURVE_FILE, checkpoint_dir / SUMMARY_FILE
     manifest = train_set.manifest
     summary = {
         "method": "DoseRateCNN (Li, Fessler, Mikell, Wilderman, Dewaraja, Med Phys 2022)",
@@ -162,14 +173,15 @@ def train_dose_cnn(
             "early_stop_patience": patience,
         },
         "result": result_record(result, run_time),
-        "hardware": hardware_description(device),
+        "hardware": hardware_description(device, result.world_size),
         "versions": software_versions(),
         "command": command,
         "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
         "loss_curve": str(curve),
     }
-    summary_path = checkpoint_dir / SUMMARY_FILE
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():  # under torchrun, rank 0 writes the outputs
+        plot_loss_curve(result.history, curve)
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return DoseTrainingRun(model.cpu().eval(), result, summary, summary_path, curve)
 
 
@@ -226,6 +238,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             for entry in summary["result"]["history"]
         ],
         "versions": summary["versions"],
+        "parallel_training": parallel_training(summary["result"]),
         "metrics": {},
         "baselines": {},
     }

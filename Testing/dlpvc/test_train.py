@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
+from learning.test_distributed_training import torchrun
 
 from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset, train
@@ -173,3 +176,21 @@ def test_an_empty_validation_split_is_refused(monkeypatch, tmp_path, capsys):
                           device="cpu")
     assert run_cli(monkeypatch, command(folder, tmp_path / "run")) == 2
     assert "the 'val' split" in capsys.readouterr().err
+
+
+def test_train_under_torchrun_writes_once_and_records_the_processes(data, tmp_path):
+    out, registry = tmp_path / "run", tmp_path / "models"
+    deepdosimetry = str(Path(sys.executable).parent / "deepdosimetry")
+    saving = ["--batch-size", "2", "--epochs", "1", "--no-flips", "--save-model", "dlpvc-ddp"]
+    saving += ["--models-dir", str(registry)]
+    finished = torchrun([deepdosimetry, *command(data, out, *saving)])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("trained 1 epoch(s)") == 1  # rank 0 alone reports and saves
+    summary = json.loads((out / train.SUMMARY_FILE).read_text())
+    assert summary["hardware"].startswith("2 processes (torchrun), each cpu: ")
+    _, card = models.load_model("dlpvc-ddp", DLPVCModel.from_config, device="cpu", folder=registry)
+    expected = {"world_size": 2, "global_batch_size": 2, "batch_size_per_process": 1, "lr": train.DEFAULTS["lr"]}
+    assert card["parallel_training"] == expected
+    single = train.train_dlpvc(data, tmp_path / "single", channels=[4, 8], epochs=1, batch_size=2, flips=False,
+                               device="cpu")  # fmt: skip
+    assert summary["result"]["best_val_loss"] == pytest.approx(single.result.best_val_loss, rel=1e-4)

@@ -35,6 +35,7 @@ from DosimetryCore.core.validation import check_range
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.records import read_json
 from DosimetryCore.learning import case_folder
+from DosimetryCore.learning.ray_cases import RayOptions
 
 
 def build_manifest(
@@ -154,6 +155,8 @@ def write_dataset(
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
     workers: int = 1,
+    threads: int | None = None,
+    ray: RayOptions | None = None,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
 ) -> WriteResult:
@@ -175,6 +178,10 @@ def write_dataset(
         workers: processes simulating cases in parallel (spawned, so a calling script needs the
             ``if __name__ == "__main__":`` guard; each gets cpu_count / workers torch threads).
             1 runs in this process.
+        threads: torch threads per case (``None``: cpu_count / workers; on Ray ``ray.threads``).
+        ray: simulate every case as a Ray task (:mod:`DosimetryCore.learning.ray_cases`; one GPU per case on
+            CUDA) instead of ``workers`` processes; failed cases are retried, then reported by
+            :class:`~DosimetryCore.learning.ray_cases.CasesFailed`.
         device: torch device of the SPECT simulation (``None``: CUDA when available).
         progress: ``progress(fraction, message)``; may raise
             :class:`~DosimetryCore.core.progress.Cancelled` (finished cases stay).
@@ -199,6 +206,9 @@ def write_dataset(
     }
     report(0.0, f"{len(todo)} case(s) to simulate, {len(skipped)} complete")
     args = (parameters, device_name)
-    times = case_folder.write_cases(out_dir, todo, _write_pvc_case, args, CASE_RECORD, workers, report)
+    times = case_folder.write_cases(
+        out_dir, todo, _write_pvc_case, args, CASE_RECORD, workers, report,
+        threads=threads, ray=ray and ray.for_device(device_name),
+    )  # fmt: skip
     report(1.0, f"dataset complete: {len(manifest['cases'])} case(s) in {out_dir}")
     return WriteResult(manifest, times, skipped)

@@ -9,7 +9,8 @@ one folder per case. What is shared here:
   changes when the set grows, is simulated in another order or resumed;
 - resume: a manifest of another dataset is refused; a case folder is written as ``.<id>.partial`` and renamed
   when complete, so an interrupted run is resumed by running it again;
-- parallel cases: a pool of spawned processes, each limited to its share of the CPU threads.
+- parallel cases: a pool of spawned processes, each limited to its share of the CPU threads, or Ray tasks on a
+  local Ray instance or a cluster (:mod:`DosimetryCore.learning.ray_cases`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +35,9 @@ import torch
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.validation import check_seed
 from DosimetryCore.io.outputs import atomic_path
+
+if TYPE_CHECKING:
+    from DosimetryCore.learning.ray_cases import RayOptions
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -155,27 +160,50 @@ def write_cases(
     record_name: str,
     workers: int = 1,
     progress: ProgressCallback | None = None,
+    *,
+    threads: int | None = None,
+    ray: RayOptions | None = None,
 ) -> dict[str, float]:
-    """Write the ``todo`` cases (dicts with ``id`` and ``seed``) with :func:`write_case`, in this process or in
-    ``workers`` spawned processes (a calling script needs the ``if __name__ == "__main__":`` guard), each with
-    cpu_count / workers torch threads; returns each case's wall time (s). ``progress`` may raise
-    :class:`~DosimetryCore.core.progress.Cancelled`: finished cases stay. When the driver stops (an error,
-    Ctrl-C, SIGTERM), the worker processes are ended with it. Call from the main thread (signal handler).
+    """Write the ``todo`` cases (dicts with ``id`` and ``seed``) with :func:`write_case`, in this process, in
+    ``workers`` spawned processes (a calling script needs the ``if __name__ == "__main__":`` guard) or, with
+    ``ray``, as Ray tasks (:func:`DosimetryCore.learning.ray_cases.write_cases_on_ray`); returns each case's wall
+    time (s). ``threads``: torch threads per case (``None``: cpu_count / workers in a pool, torch's default in
+    this process; Ray: ``ray.threads``); a case is bit-identical for any backend at the same thread count.
+    ``progress`` may raise :class:`~DosimetryCore.core.progress.Cancelled`: finished cases stay. When the driver
+    stops (an error, Ctrl-C, SIGTERM), the worker processes are ended with it. Call from the main thread (signal
+    handler).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    if ray is not None:
+        if workers != 1:
+            raise ValueError(f"workers: {workers} is for the local pool; on Ray every case is a task of its own")
+        from DosimetryCore.learning.ray_cases import write_cases_on_ray
+
+        options = ray if threads is None else replace(ray, threads=threads)
+        return write_cases_on_ray(out_dir, todo, writer, args, record_name, options, progress)
     report = progress or no_progress
     times: dict[str, float] = {}
     if workers == 1 or len(todo) <= 1:
-        for index, case in enumerate(todo):
-            case_progress = sub_progress(report, index / len(todo), (index + 1) / len(todo))
-            times[case["id"]] = write_case(out_dir, case["id"], case["seed"], writer, args, record_name, case_progress)
+        previous_threads = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            for index, case in enumerate(todo):
+                case_progress = sub_progress(report, index / len(todo), (index + 1) / len(todo))
+                times[case["id"]] = write_case(
+                    out_dir, case["id"], case["seed"], writer, args, record_name, case_progress
+                )
+        finally:
+            torch.set_num_threads(previous_threads)
         return times
     workers = min(workers, len(todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     context = get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads, initargs=(threads,))
-    previous = signal.signal(signal.SIGTERM, _terminated)  # so that `kill` of the driver stops the workers too
+    previous = signal.signal(signal.SIGTERM, raise_on_signal)  # so that `kill` of the driver stops the workers too
     try:
         pending = {
             pool.submit(write_case, out_dir, case["id"], case["seed"], writer, args, record_name): case["id"]
@@ -196,7 +224,8 @@ def write_cases(
     return times
 
 
-def _terminated(signum: int, frame: object) -> None:
+def raise_on_signal(signum: int, frame: object) -> None:
+    """A SIGTERM handler: leave by ``SystemExit``, so that ``finally`` blocks stop the workers."""
     raise SystemExit(f"stopped by signal {signum}")
 
 

@@ -13,13 +13,16 @@ import DosimetryCore
 from DosimetryCore.core.device import resolve_device
 
 
-def hardware_description(device: str | torch.device | None = None) -> str:
-    """The compute device in words: GPU name and memory, or CPU model, cores and torch threads."""
+def hardware_description(device: str | torch.device | None = None, world_size: int = 1) -> str:
+    """The compute device in words: GPU name and memory, or CPU model, cores and torch threads; with
+    ``world_size`` > 1 (torchrun), prefixed by the number of processes (this process's device described)."""
     device = resolve_device(device)
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        return f"cuda: {properties.name}, {properties.total_memory / 2**30:.0f} GiB"
-    return f"cpu: {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+        text = f"cuda: {properties.name}, {properties.total_memory / 2**30:.0f} GiB"
+    else:
+        text = f"cpu: {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+    return text if world_size == 1 else f"{world_size} processes (torchrun), each {text}"
 
 
 def _cpu_model() -> str:

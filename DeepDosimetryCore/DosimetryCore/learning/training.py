@@ -12,6 +12,14 @@ epoch ``k`` continues exactly as the uninterrupted run would have. The weights t
 from are the caller's: call :func:`seed_everything` before building the model. On CPU two runs
 with the same seed give identical losses; on CUDA some kernels (atomic adds) are not bitwise
 deterministic, so losses agree only to rounding.
+
+Under ``torchrun --nproc_per_node=K`` (see :mod:`DosimetryCore.learning.distributed`) the same call trains with
+DistributedDataParallel: ``batch_size`` is the global batch, each process takes ``batch_size / K`` samples of
+every global batch, losses are summed over the processes (so every process sees the same training and
+validation loss, early stop and cancel), and only the main process (rank 0) writes checkpoints and reports
+progress. A checkpoint resumes with any number of processes. With K processes the steps are those of one
+process up to float rounding, as long as the data draw no random numbers of their own (augmentation, dropout):
+those draw from a stream per process (rank 0's being the single-process one).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 from DosimetryCore.core.validation import check_seed
 from DosimetryCore.io.outputs import atomic_path
+from DosimetryCore.learning.distributed import EpochSampler, Group, environment, join, process_device
 
 LATEST_CHECKPOINT = "latest.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -57,12 +66,17 @@ class TrainingResult:
     Attributes:
         history: one dict per completed epoch (including epochs of earlier, resumed runs):
             ``epoch`` (1-based), ``train_loss`` and ``val_loss`` (sample means), ``lr`` (used in
-            that epoch) and ``wall_time_s`` (seconds the epoch took).
+            that epoch), ``wall_time_s`` (seconds the epoch took) and ``world_size`` (processes that
+            trained it).
         best_epoch: 1-based epoch with the lowest validation loss; the model holds its weights.
         best_val_loss: that validation loss.
         stopped_early: whether early stopping ended the run before ``epochs``.
         latest_checkpoint: path of ``latest.pt``.
         best_checkpoint: path of ``best.pt``.
+        world_size: processes of this run (``torchrun``'s ``WORLD_SIZE``; 1 alone).
+        batch_size: the global batch (samples per step over all processes); each process takes
+            ``batch_size / world_size``.
+        lr: the Adam learning rate the run started with.
     """
 
     history: list[dict[str, float]]
@@ -71,6 +85,9 @@ class TrainingResult:
     stopped_early: bool
     latest_checkpoint: Path
     best_checkpoint: Path
+    world_size: int = 1
+    batch_size: int = 0
+    lr: float = 0.0
 
     @property
     def wall_time_s(self) -> float:
@@ -85,9 +102,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of 0-based ``epoch`` of a run seeded with ``seed`` (independent streams per epoch)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of 0-based ``epoch`` of a run seeded with ``seed`` (independent streams per epoch) on process
+    ``rank`` of a torchrun world (rank 0's is the single-process seed)."""
+    entropy = [seed, epoch] if rank == 0 else [seed, epoch, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def _dataset(data: TrainingData, name: str) -> Dataset:
@@ -154,10 +173,13 @@ def _mean_loss(
     loader: DataLoader,
     loss_fn: LossFunction,
     device: torch.device,
+    group: Group,
     on_batch: Callable[[int, float], None] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> float:
-    """Sample-mean loss over ``loader``; with an ``optimizer``, one Adam step per batch."""
+    """Sample-mean loss over ``loader`` and the processes of ``group``; with an ``optimizer``, one Adam step per
+    batch (every process has as many training batches, and each batch's loss is summed over them; validation
+    shares may differ in length, so their sums meet once at the end)."""
     total, count = 0.0, 0
     for batch, (inputs, targets) in enumerate(loader):
         inputs, targets = inputs.to(device), targets.to(device)
@@ -169,12 +191,17 @@ def _mean_loss(
             loss.backward()
             optimizer.step()
         value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training diverged: loss is {value} at batch {batch + 1}; lower lr")
-        total += value * len(inputs)
-        count += len(inputs)
+        sums = [value * len(inputs), len(inputs), float(not math.isfinite(value))]
+        if optimizer is not None:
+            sums = group.sum(sums, device)
+        if sums[2]:
+            raise FloatingPointError(f"training diverged: loss is {sums[0] / sums[1]} at batch {batch + 1}; lower lr")
+        total += sums[0]
+        count += sums[1]
         if on_batch is not None:
-            on_batch(batch, value)
+            on_batch(batch, sums[0] / sums[1])
+    if optimizer is None:
+        total, count = group.sum([total, count], device)
     return total / count
 
 
@@ -205,14 +232,16 @@ def train(
             tensor pairs (first dimension: samples).
         loss_fn: ``loss_fn(prediction, target)`` -> scalar mean over the batch.
         epochs: total number of epochs (a resumed run counts the epochs already done).
-        batch_size: samples per batch (the last batch of an epoch may be smaller).
+        batch_size: samples per batch (the last batch of an epoch may be smaller); under torchrun the
+            global batch, which must divide by ``WORLD_SIZE``.
         lr: Adam learning rate.
         seed: seeds the data order and all random generators per epoch (see the module docstring).
-        device: torch device (``None``: CUDA when available).
-        checkpoint_dir: folder for ``latest.pt`` and ``best.pt`` (created if needed).
+        device: torch device (``None``: CUDA when available; under torchrun ``cuda:LOCAL_RANK``).
+        checkpoint_dir: folder for ``latest.pt`` and ``best.pt`` (created if needed); under torchrun
+            the same folder for every process (shared storage across nodes).
         resume: continue from ``checkpoint_dir/latest.pt`` when it exists (seed, batch size, lr and
-            schedule must match; ``epochs`` may be raised); without it, a folder that already
-            holds a checkpoint is refused rather than overwritten.
+            schedule must match; ``epochs`` and the number of processes may change); without it, a
+            folder that already holds a checkpoint is refused rather than overwritten.
         early_stop_patience: stop after this many epochs without a lower validation loss
             (``None``: never stop early).
         lr_schedule: ``"constant"``, ``"cosine"`` (annealed to 0 over ``epochs``) or ``"plateau"``
@@ -235,12 +264,17 @@ def train(
         raise ValueError(f"lr_schedule: unknown {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
     if early_stop_patience is not None and early_stop_patience < 1:
         raise ValueError(f"early_stop_patience: must be >= 1 or None, got {early_stop_patience}")
+    world_size, _, local_rank = environment()
+    if batch_size % world_size:
+        raise ValueError(
+            f"batch_size: {batch_size} is the global batch and must divide by the {world_size} processes of "
+            f"torchrun (WORLD_SIZE); choose a multiple of {world_size}"
+        )
     train_set, val_set = _dataset(train_data, "train_data"), _dataset(val_data, "val_data")
     report = progress or no_progress
-    device = resolve_device(device)
+    device = process_device(resolve_device(device), local_rank)
     checkpoint_dir = Path(checkpoint_dir)
-    latest_path, best_path = checkpoint_dir / LATEST_CHECKPOINT, checkpoint_dir / BEST_CHECKPOINT
-    if latest_path.exists() and not resume:
+    if (checkpoint_dir / LATEST_CHECKPOINT).exists() and not resume:
         raise ValueError(
             f"checkpoint_dir: {checkpoint_dir} already holds {LATEST_CHECKPOINT}; pass resume=True or use a new folder"
         )
@@ -255,6 +289,29 @@ def train(
     }
 
     model.to(device)
+    group = join(device)
+    try:
+        return _fit(model, train_set, val_set, loss_fn, settings, device, group, checkpoint_dir, model_config, report)
+    finally:
+        group.close()
+
+
+def _fit(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    loss_fn: LossFunction,
+    settings: dict[str, Any],
+    device: torch.device,
+    group: Group,
+    checkpoint_dir: Path,
+    model_config: dict[str, Any] | None,
+    report: ProgressCallback,
+) -> TrainingResult:
+    """The epochs of :func:`train`, its arguments checked, on this process of ``group``."""
+    seed, batch_size, lr, epochs = settings["seed"], settings["batch_size"], settings["lr"], settings["epochs"]
+    early_stop_patience, lr_schedule = settings["early_stop_patience"], settings["lr_schedule"]
+    latest_path, best_path = checkpoint_dir / LATEST_CHECKPOINT, checkpoint_dir / BEST_CHECKPOINT
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = _scheduler(optimizer, lr_schedule, epochs)
     history: list[dict[str, float]] = []
@@ -272,28 +329,34 @@ def train(
     def stopping() -> bool:
         return early_stop_patience is not None and len(history) - best_epoch >= early_stop_patience
 
-    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False)
-    n_batches = math.ceil(len(train_set) / batch_size)
+    def order(epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        return torch.randperm(len(train_set), generator=generator).tolist()
+
+    local_batch = batch_size // group.world_size
+    sampler = EpochSampler(train_set, group, order)
+    train_loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler)
+    val_share = list(range(group.rank, len(val_set), group.world_size))
+    val_loader = DataLoader(val_set, batch_size=local_batch, sampler=val_share)
+    network = group.wrap(model, device)
+    n_batches = len(train_loader)
     while len(history) < epochs and not stopping():
         epoch = len(history)
         started = time.perf_counter()
-        seed_everything(epoch_seed(seed, epoch))
-        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        order = torch.randperm(len(train_set), generator=generator).tolist()
-        train_loader = DataLoader(train_set, batch_size=batch_size, sampler=order)
+        seed_everything(epoch_seed(seed, epoch, group.rank))
+        sampler.set_epoch(epoch)
         epoch_lr = optimizer.param_groups[0]["lr"]
 
         def on_batch(batch: int, loss: float, epoch: int = epoch) -> None:
-            report(
-                (epoch + (batch + 1) / n_batches) / epochs,
-                f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{n_batches}, loss {loss:.4g}",
-            )
+            fraction = (epoch + (batch + 1) / n_batches) / epochs
+            message = f"epoch {epoch + 1}/{epochs}, batch {batch + 1}/{n_batches}, loss {loss:.4g}"
+            group.on_main(report, fraction, message, device)
 
-        model.train()
-        train_loss = _mean_loss(model, train_loader, loss_fn, device, on_batch, optimizer)
+        network.train()
+        train_loss = _mean_loss(network, train_loader, loss_fn, device, group, on_batch, optimizer)
         model.eval()
         with torch.no_grad():
-            val_loss = _mean_loss(model, val_loader, loss_fn, device)
+            val_loss = _mean_loss(model, val_loader, loss_fn, device, group)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         elif scheduler is not None:
@@ -305,6 +368,7 @@ def train(
                 "val_loss": val_loss,
                 "lr": epoch_lr,
                 "wall_time_s": time.perf_counter() - started,
+                "world_size": group.world_size,
             }
         )
         improved = val_loss < best_val_loss
@@ -323,14 +387,24 @@ def train(
             "best_epoch": best_epoch,
             "best_val_loss": best_val_loss,
             "stopped_early": stopping(),
+            "world_size": group.world_size,
         }
-        if improved:
-            _save_atomic(checkpoint, best_path)
-        _save_atomic(checkpoint, latest_path)
-        report((epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4g}, val {val_loss:.4g}")
+        if group.is_main:
+            if improved:
+                _save_atomic(checkpoint, best_path)
+            _save_atomic(checkpoint, latest_path)
+        message = f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4g}, val {val_loss:.4g}"
+        group.on_main(report, (epoch + 1) / epochs, message, device)
 
+    group.barrier()  # best.pt is written
+    if not best_path.is_file():
+        raise ValueError(
+            f"checkpoint_dir: {checkpoint_dir} holds no {BEST_CHECKPOINT} for rank {group.rank}; under torchrun every "
+            "process must see the same folder (shared storage on several nodes)"
+        )
     model.load_state_dict(load_checkpoint(best_path, device)["model_state"])
-    report(1.0, f"training done: best val loss {best_val_loss:.4g} at epoch {best_epoch}")
+    message = f"training done: best val loss {best_val_loss:.4g} at epoch {best_epoch}"
+    group.on_main(report, 1.0, message, device)
     return TrainingResult(
         history=history,
         best_epoch=best_epoch,
@@ -338,12 +412,15 @@ def train(
         stopped_early=stopping(),
         latest_checkpoint=latest_path,
         best_checkpoint=best_path,
+        world_size=group.world_size,
+        batch_size=batch_size,
+        lr=lr,
     )
 
 
 def result_record(result: TrainingResult, this_run_wall_time_s: float) -> dict[str, Any]:
     """What a training run did, for its summary: epochs run, best epoch and loss, early stop, wall times (s),
-    and the per-epoch history."""
+    processes (``world_size``), global and per-process batch, learning rate, and the per-epoch history."""
     return {
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
@@ -352,8 +429,19 @@ def result_record(result: TrainingResult, this_run_wall_time_s: float) -> dict[s
         "wall_time_s": result.wall_time_s,
         "seconds_per_epoch": result.wall_time_s / len(result.history),
         "this_run_wall_time_s": this_run_wall_time_s,
+        "world_size": result.world_size,
+        "global_batch_size": result.batch_size,
+        "batch_size_per_process": result.batch_size // result.world_size,
+        "lr": result.lr,
         "history": result.history,
     }
+
+
+def parallel_training(record: dict[str, Any]) -> dict[str, Any]:
+    """For a model card: processes that trained (``world_size``), the global and per-process batch and the
+    learning rate, from a :func:`result_record` (records from before these were kept give ``world_size`` 1)."""
+    keys = ("global_batch_size", "batch_size_per_process", "lr")
+    return {"world_size": record.get("world_size", 1)} | {key: record.get(key) for key in keys}
 
 
 def plot_loss_curve(history: Sequence[dict[str, float]], path_png: str | Path) -> Path:

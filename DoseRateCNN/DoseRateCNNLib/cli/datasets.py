@@ -1,14 +1,17 @@
 """``simulate-dose``: a DoseRateCNN training or held-out dataset (entry point ``deepdosimetry.commands``).
 
-deepdosimetry simulate-dose --out DIR --n N --seed S [--dose-spacing-mm MM] [--histories H] [--workers W]
+deepdosimetry simulate-dose --out DIR --n N --seed S [--dose-spacing-mm MM] [--histories H]
+    [--workers W | --ray [ADDRESS]] [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
 
+from DosimetryCore.cli import parallel as parallel_cli
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.io.outputs import check_outputs
+from DosimetryCore.learning.ray_cases import CasesFailed
 
 from ..data import DoseCaseSettings
 from ..dataset import SPLIT_FRACTIONS, write_dose_dataset
@@ -28,16 +31,22 @@ def _run_simulate_dose(arguments: argparse.Namespace) -> int:
         photon_histories=arguments.histories,
         mc_on_spect=arguments.mc_on_spect,
     )
-    manifest = write_dose_dataset(
-        arguments.out,
-        arguments.n,
-        arguments.seed,
-        settings,
-        split_fractions=tuple(arguments.split_fractions),
-        workers=arguments.workers,
-        device=arguments.device,
-        progress=terminal_progress(),
-    )
+    ray = parallel_cli.ray_options(arguments)
+    try:
+        manifest = write_dose_dataset(
+            arguments.out,
+            arguments.n,
+            arguments.seed,
+            settings,
+            split_fractions=tuple(arguments.split_fractions),
+            workers=arguments.workers,
+            threads=arguments.threads,
+            ray=ray,
+            device=arguments.device,
+            progress=terminal_progress(),
+        )
+    except CasesFailed as error:
+        return parallel_cli.failed_cases("simulate-dose", error)
     counts = manifest["split_counts"]
     print(f"{arguments.out}: {manifest['n']} case(s); splits: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -79,7 +88,7 @@ def register_simulate_dose(subparsers: argparse._SubParsersAction) -> None:
         "--split-fractions", type=float, nargs=3, default=list(SPLIT_FRACTIONS), metavar=("TRAIN", "VAL", "TEST"),
         help="expected shares of the splits, summing to 1 (0 0 1 makes a held-out evaluation set)",
     )  # fmt: skip
-    command.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parallel_cli.add_parallel_arguments(command)
     command.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
     command.set_defaults(handler=_run_simulate_dose)
 

@@ -13,6 +13,7 @@ import sys
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.learning import models
+from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.training import BEST_CHECKPOINT, load_checkpoint
 
 from ..cnn import DEFAULT_MODEL, load_dose_model, network_dose_rate
@@ -43,6 +44,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         progress=terminal_progress(),
         command=shlex.join(["deepdosimetry", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else "",
     )
+    if not is_main_process():  # under torchrun, rank 0 reports and saves
+        return 0
     result = run.summary["result"]
     print(
         f"best validation loss {result['best_val_loss']:.4g} at epoch {result['best_epoch']} of {result['epochs_run']} "

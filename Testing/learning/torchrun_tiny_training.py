@@ -1,0 +1,53 @@
+"""Run by ``torchrun --nproc_per_node=2`` from test_distributed_training.py: the tiny model of test_training.py
+trained by every process, then a run cancelled on rank 0 only; each rank writes what it saw to OUT/rank_<r>.json.
+
+    PYTHONPATH=Testing python -m torch.distributed.run --standalone --nproc_per_node=2 torchrun_tiny_training.py OUT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from learning.test_training import SETTINGS, tiny_model, volumes
+from torch import distributed, nn
+
+from DosimetryCore.core.progress import Cancelled
+from DosimetryCore.learning.training import train
+
+EPOCHS, CANCEL_AT = 3, "epoch 2/3, batch 2"
+
+
+def main(out: Path) -> None:
+    rank = int(os.environ["RANK"])
+    seen: dict = {}
+    result = train(
+        tiny_model(), volumes(16, 1), volumes(6, 2), nn.functional.mse_loss, epochs=EPOCHS,
+        checkpoint_dir=out / "ddp", **SETTINGS,
+    )  # fmt: skip
+    seen["history"] = result.history
+    seen["world_size"] = result.world_size
+    seen["group_left_running"] = distributed.is_initialized()
+
+    def cancel_on_rank_0(fraction: float, message: str) -> None:
+        seen.setdefault("reports", []).append(message)
+        if message.startswith(CANCEL_AT):
+            raise Cancelled
+
+    distributed.init_process_group("gloo")  # a group the caller started: train() joins it and leaves it running
+    try:
+        train(
+            tiny_model(), volumes(16, 1), volumes(6, 2), nn.functional.mse_loss, epochs=EPOCHS,
+            checkpoint_dir=out / "cancelled", progress=cancel_on_rank_0, **SETTINGS,
+        )  # fmt: skip
+    except Cancelled as error:
+        seen["cancelled"] = str(error) or "Cancelled"
+    seen["group_still_running"] = distributed.is_initialized()
+    distributed.destroy_process_group()
+    (out / f"rank_{rank}.json").write_text(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
