@@ -18,6 +18,8 @@ import sys
 from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.learning import models
+from DosimetryCore.learning.distributed import is_main_process
+from DosimetryCore.learning.training import parallel_training
 
 DEFAULT_MODEL = "planar3d-resunet"
 
@@ -34,6 +36,7 @@ def card_fields(summary: dict) -> dict:
         "training_command": summary["command"],
         "training": summary["training"],
         "hardware": summary["hardware"],
+        "parallel_training": parallel_training(summary["result"]),
         "wall_time_s": summary["result"]["wall_time_s"],
         "epochs": summary["result"]["epochs_run"],
         "best_epoch": summary["result"]["best_epoch"],
@@ -66,6 +69,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         lr=arguments.lr, seed=arguments.seed, device=arguments.device, resume=arguments.resume,
         progress=terminal_progress(), command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
     )  # fmt: skip
+    if not is_main_process():  # under torchrun, rank 0 reports and saves
+        return 0
     result = summary["result"]
     print(f"best validation loss {result['best_val_loss']:.4g} at epoch {result['best_epoch']} "
           f"({result['wall_time_s']:.0f} s)")  # fmt: skip

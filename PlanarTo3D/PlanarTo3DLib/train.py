@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
-from DosimetryCore.learning.training import plot_loss_curve, result_record, seed_everything, train
+from DosimetryCore.learning.training import parallel_training, plot_loss_curve, result_record, seed_everything, train
 
 from .data import ACTIVITY_SCALE, DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, MU_SCALE, PLANAR_SCALE, PlanarCamera
 from .datasets import patient_samples, population_samples
@@ -67,7 +68,9 @@ def train_generic(
 ) -> tuple[ResUNet3D, dict[str, Any]]:
     """Train the generic model on ``patients`` virtual patients (seed ``seed``) x (1 + ``variations``), validated
     on ``val_patients`` others (seed ``seed + 1``); checkpoints and ``training_summary.json`` in ``out_dir``.
-    Returns the model (best epoch) and the summary."""
+    Returns the model (best epoch) and the summary. Under ``torchrun --nproc_per_node=K`` the same call trains on
+    K processes (``batch_size`` is the global batch; every process simulates the same population); rank 0 alone
+    writes."""
     report = progress or no_progress
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -93,12 +96,13 @@ def train_generic(
         "training": {"loss": "L1 on activity distributions (network units)",
                      "optimiser": "Adam, ReduceLROnPlateau (factor 0.5, patience 5)", **settings},
         "result": result_record(result, time.perf_counter() - started),
-        "hardware": hardware_description(device),
+        "hardware": hardware_description(device, result.world_size),
         "versions": software_versions(),
         "command": command,
     }  # fmt: skip
-    plot_loss_curve(result.history, out_dir / "loss_curve.png")
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():  # under torchrun, rank 0 writes the outputs
+        plot_loss_curve(result.history, out_dir / "loss_curve.png")
+        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return model.cpu().eval(), summary
 
 
