@@ -22,7 +22,7 @@ from torch import nn
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
-from DosimetryCore.learning.training import parallel_training, plot_loss_curve, result_record, seed_everything, train
+from DosimetryCore.learning.training import plot_loss_curve, result_record, seed_everything, train
 
 from .data import ACTIVITY_SCALE, DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, MU_SCALE, PLANAR_SCALE, PlanarCamera
 from .datasets import patient_samples, population_samples
