@@ -2,7 +2,8 @@
 #
 #   make demo     create .venv as below, then simulate a torso case, apply DL-PVC and IY-PVC, write demo-output/;
 #                 then one virtual patient through VDK, Monte Carlo on SPECT and the dose-rate CNN (demo-output/dose),
-#                 then one imaged at four time points, integrated into absorbed dose (demo-output/absorbed)
+#                 then one imaged at four time points, integrated into absorbed dose (demo-output/absorbed),
+#                 then one through PlanarTo3D from its planar images (demo-output/planar)
 #   make test     create .venv, install torch (CPU 2.13.0 by default) and the packages, run ruff and pytest
 #
 # CUDA users choose their torch build, e.g.:
@@ -30,6 +31,7 @@ demo: $(STAMP)
 	$(BIN)/deepdosimetry demo-pvc --out demo-output
 	$(BIN)/deepdosimetry demo-dose --out demo-output/dose
 	$(BIN)/deepdosimetry demo-absorbed --out demo-output/absorbed
+	$(BIN)/deepdosimetry demo-planar --out demo-output/planar
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
