@@ -113,9 +113,14 @@ CLI_CASES = [
     ("train dose-cnn --data {i} --out {o}/run", "not a DoseRateCNN dataset"),
     ("evaluate-dose --data {i} --output {o}/t.csv --checkpoint {i}/ct.nrrd", "not a DoseRateCNN dataset"),
     ("demo-dose --out {i}/not_a_folder", "is a file, not a folder"),
-    ("absorbed-dose --timepoint 24:{i}/activity.nrrd:{i}/ct.nrrd --half-life-h 50 --output {o}/d.nrrd",
-     "expected a dose rate in Gy/h"),
-    ("absorbed-dose --timepoint 24:{i}/activity.nrrd --output {o}/d.nrrd", "TIME_H:DOSE_RATE_FILE:CT_FILE"),
+    ("absorbed-dose --timepoint 24:{i}/ct.nrrd:{i}/ct.nrrd --half-life-h 50 --output {o}/d.nrrd",
+     "expected a dose rate in Gy/h or an activity in Bq/mL; the image says 'HU'"),
+    ("absorbed-dose --timepoint 24:{i}/activity.nrrd --output {o}/d.nrrd", "TIME_H:IMAGE_FILE:CT_FILE"),
+    ("absorbed-dose --timepoint 24:{i}/activity.nrrd: --half-life-h 50 --output {o}/d.nrrd",
+     "the CT file is missing"),
+    ("absorbed-dose --timepoint dicom:{i}/activity.nrrd:{i}/ct.nrrd --output {o}/d.nrrd", "needs --administered"),
+    ("planar-to-3d --planar {i}/ct.nrrd --ct {i}/ct.nrrd --pet {i}/activity.nrrd --seg {i}/ct.nrrd "
+     "--sensitivity-cps-per-mbq 9.5 --output {o}/a.nrrd", "is not a readable DICOM file"),
     ("absorbed-dose --timepoint 24:{i}/activity.nrrd:{i}/ct.nrrd --output {i}/ct.nrrd", "--output"),
 ]
 

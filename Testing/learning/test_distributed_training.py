@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,15 @@ def torchrun(script_and_arguments: list[str], processes: int = 2) -> subprocess.
     per process, Testing/ importable, its output captured."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    return subprocess.run(
-        [*command, *script_and_arguments], capture_output=True, text=True, timeout=300, env=environment
-    )
+    process = subprocess.Popen([*command, *script_and_arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # torchrun and its workers: none is left behind
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"torchrun did not finish in 300 s: {stderr[-3000:]}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def flat(history: list[dict]) -> list[float]:
@@ -38,9 +45,13 @@ def flat(history: list[dict]) -> list[float]:
 def two_processes(tmp_path_factory):
     """The tiny model trained by 2 processes (global batch 4, 2 per process), and a run cancelled on rank 0."""
     out = tmp_path_factory.mktemp("torchrun")
-    finished = torchrun([str(HERE / "torchrun_tiny_training.py"), str(out)])
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    ranks = [json.loads((out / f"rank_{rank}.json").read_text()) for rank in (0, 1)]
+    ranks = [{}, {}]
+    for mode, folder in (("ddp", out / "ddp"), ("cancel", out / "cancelled")):
+        folder.mkdir()
+        finished = torchrun([str(HERE / "torchrun_tiny_training.py"), mode, str(folder)])
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        for rank in (0, 1):
+            ranks[rank] |= json.loads((folder / f"rank_{rank}.json").read_text())
     return out, ranks
 
 
