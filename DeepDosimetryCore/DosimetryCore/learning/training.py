@@ -24,6 +24,7 @@ those draw from a stream per process (rank 0's being the single-process one).
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import time
@@ -293,7 +294,8 @@ def train(
     try:
         return _fit(model, train_set, val_set, loss_fn, settings, device, group, checkpoint_dir, model_config, report)
     finally:
-        group.close()
+        gc.collect()  # the DistributedDataParallel wrapper (in a reference cycle) must go before its group does:
+        group.close()  # freed at interpreter exit instead, it aborted a process ("terminate called") now and then
 
 
 def _fit(
