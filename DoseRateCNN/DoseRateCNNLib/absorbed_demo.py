@@ -44,8 +44,7 @@ from DosimetryCore.evaluation.histograms import cumulative_histograms, plot_hist
 from DosimetryCore.evaluation.time_curves import plot_time_curves
 from DosimetryCore.imaging.count_levels import spect_at_count_levels
 from DosimetryCore.imaging.simulation import Acquisition
-from DosimetryCore.io.outputs import atomic_path
-from DosimetryCore.io.tables import write_csv
+from DosimetryCore.io.tables import write_csv, write_markdown
 from DosimetryCore.phantoms import LABELS, make_torso
 
 from .cnn import DEFAULT_MODEL, cnn_dose_rate, load_dose_model
@@ -190,17 +189,6 @@ def _rows(truth, results: dict[str, AbsorbedDose], check: AbsorbedDose, check_tr
     return rows
 
 
-def _markdown(rows: list[dict], path: Path) -> Path:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    with atomic_path(path) as temporary:
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def run_absorbed_demo(
     out_dir: str | Path,
     *,
@@ -293,7 +281,7 @@ def run_absorbed_demo(
         paths[f"dose_{method}"] = io.write_image(result.image, out_dir / f"absorbed_dose_{method}.nrrd")
     paths["truth"] = io.write_image(truth_image, out_dir / "absorbed_dose_truth.nrrd")
     paths["table"] = write_csv(rows, out_dir / "absorbed.csv")
-    paths["table_md"] = _markdown(rows, out_dir / "absorbed.md")
+    paths["table_md"] = write_markdown(rows, out_dir / "absorbed.md")
     paths["curves"] = plot_time_curves(
         results["CNN"].times_h,
         results["CNN"].curves,

@@ -28,8 +28,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.units import DOSE_RATE_UNIT
 from DosimetryCore.evaluation import report
-from DosimetryCore.io.outputs import atomic_path
-from DosimetryCore.io.tables import write_csv
+from DosimetryCore.io.tables import write_csv, write_markdown
 
 from .cnn import DEFAULT_MODEL, load_dose_model, network_dose_rate
 from .data import DoseCaseSettings, case_image, simulate_dose_case
@@ -121,14 +120,7 @@ def run_demo(
     )
     paths["regions"] = write_csv(rows, out_dir / "regions.csv")
     header = ["region", "reference_mean_Gy_per_h", *(k for k in rows[0] if k.endswith("%"))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [
-        "| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header) + " |"
-        for row in rows
-    ]
-    with atomic_path(out_dir / "regions.md") as temporary:
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    paths["regions_md"] = out_dir / "regions.md"
+    paths["regions_md"] = write_markdown(rows, out_dir / "regions.md", header)
     (out_dir / "demo.json").write_text(json.dumps({"rows": rows, "provenance": provenance}, indent=2) + "\n")
     report_progress(1.0, f"demo done in {time.perf_counter() - started:.0f} s")
     return {"rows": rows, "paths": paths, "provenance": provenance, "wall_time_s": time.perf_counter() - started}

@@ -105,9 +105,9 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(arguments: argparse.Namespace) -> int:
-    from DosimetryCore.io.tables import write_csv
+    from DosimetryCore.io.tables import write_csv, write_markdown
 
-    from .evaluation import evaluate_planar, held_out_seeds, write_markdown
+    from .evaluation import evaluate_planar, held_out_seeds
     from .network import ResUNet3D
 
     check_outputs({}, {"--output": arguments.output})

@@ -22,7 +22,6 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -160,13 +159,3 @@ def held_out_seeds(n: int, seed: int = 2000) -> list[int]:
     """Seeds of held-out virtual patients (children of ``seed``, never a population seed's children)."""
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
 
-
-def write_markdown(means: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """The per-method means as a Markdown table."""
-    keys = list(means[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in keys) + " |"
-              for row in means]  # fmt: skip
-    path = Path(path)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path

@@ -57,3 +57,13 @@ def test_a_table_that_fails_half_way_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         write_csv(rows, tmp_path / "table.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_markdown_table_keeps_the_chosen_columns_and_three_digits(tmp_path):
+    from DosimetryCore.io.tables import write_markdown
+
+    rows = [{"region": "liver", "mean": 1.23456, "n": 3}, {"region": "spleen", "mean": 20.0, "n": 4}]
+    path = write_markdown(rows, tmp_path / "t.md", ["region", "mean"])
+    assert path.read_text().splitlines() == ["| region | mean |", "|---|---|", "| liver | 1.23 |", "| spleen | 20 |"]
+    with pytest.raises(ValueError, match="no rows"):
+        write_markdown([], tmp_path / "empty.md")

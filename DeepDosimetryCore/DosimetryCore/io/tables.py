@@ -1,4 +1,4 @@
-"""The one CSV writer of DeepDosimetry tables.
+"""The one CSV writer of DeepDosimetry tables, and the Markdown form of a table for people.
 
 Units travel in the column names (``volume_ml``, ``mean_before_Bq_per_mL``, ``nrmse_percent``) or,
 for tables whose columns share a unit given separately, in a ``unit`` row under the header.
@@ -34,4 +34,23 @@ def write_csv(
         if units is not None:
             writer.writerow({fields[0]: "unit", **{k: v for k, v in units.items() if k != fields[0]}})
         writer.writerows(rows)
+    return path
+
+
+def write_markdown(
+    rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, columns: Sequence[str] | None = None
+) -> Path:
+    """Write ``rows`` as a Markdown table (``columns``, default the first row's keys; floats to 3 significant
+    digits), atomically; returns the path. Raises ValueError for no rows."""
+    if not rows:
+        raise ValueError(f"{path}: no rows to write")
+    columns = list(columns or rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += [
+        "| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in columns) + " |"
+        for row in rows
+    ]
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
