@@ -147,9 +147,10 @@ def image_from_volume_node(node: slicer.vtkMRMLScalarVolumeNode) -> sitk.Image:
         if attribute.startswith(PROVENANCE_ATTRIBUTE_PREFIX) and node.GetAttribute(attribute):
             suffix = attribute[len(PROVENANCE_ATTRIBUTE_PREFIX) :]
             image.SetMetaData(KEY_PREFIX + suffix[:1].lower() + suffix[1:], node.GetAttribute(attribute))
-    acquired = node.GetAttribute(ACQUISITION_DATETIME_ATTRIBUTE) or _dicom_database_acquisition(node)
-    if acquired:
-        image.SetMetaData(ACQUISITION_DATETIME_KEY, acquired)
+    if not image.HasMetaDataKey(ACQUISITION_DATETIME_KEY):  # the attribute came back above when the node has it
+        acquired = _dicom_database_acquisition(node)
+        if acquired:
+            image.SetMetaData(ACQUISITION_DATETIME_KEY, acquired)
     return image
 
 
