@@ -34,6 +34,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from DosimetryCore import io
+from DosimetryCore.core.constants import LN2
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.volume import array_from_image, image_from_array, set_unit, with_total_of
@@ -98,19 +99,19 @@ class AbsorbedDemoSettings:
     n_lesions: int = 3
 
 
+def _raw(kinetics: Kinetics, times_h: np.ndarray | float) -> np.ndarray:
+    """The unscaled curve: sum of a exp(-ln 2 t / T)."""
+    return sum(a * np.exp(-LN2 / half_life * np.asarray(times_h, float)) for a, half_life in kinetics)
+
+
 def curve(kinetics: Kinetics, times_h: np.ndarray | float) -> np.ndarray:
     """Relative activity of a compartment at ``times_h`` (1 at :data:`PHANTOM_TIME_H`)."""
-
-    def raw(t):
-        return sum(a * np.exp(-math.log(2) / half_life * np.asarray(t, float)) for a, half_life in kinetics)
-
-    return raw(times_h) / raw(PHANTOM_TIME_H)
+    return _raw(kinetics, times_h) / _raw(kinetics, PHANTOM_TIME_H)
 
 
 def integral_h(kinetics: Kinetics) -> float:
     """The time integral 0..inf (h) of :func:`curve`: sum of a T / ln 2, over the curve at 24 h."""
-    raw_at = sum(a * math.exp(-math.log(2) / half_life * PHANTOM_TIME_H) for a, half_life in kinetics)
-    return sum(a * half_life / math.log(2) for a, half_life in kinetics) / raw_at
+    return float(sum(a * half_life / LN2 for a, half_life in kinetics) / _raw(kinetics, PHANTOM_TIME_H))
 
 
 def _compartments(labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,20 +122,22 @@ def _compartments(labels: np.ndarray) -> dict[str, np.ndarray]:
     return masks
 
 
-def activity_at(activity: np.ndarray, masks: dict[str, np.ndarray], time_h: float) -> np.ndarray:
-    """The true activity (Bq/mL) at ``time_h``: each compartment's 24 h map times its curve."""
+def _per_compartment(activity: np.ndarray, masks: dict[str, np.ndarray], factor) -> np.ndarray:
+    """``activity`` times ``factor(kinetics)`` of each voxel's compartment."""
     scale = np.zeros(activity.shape, np.float32)
     for name, mask in masks.items():
-        scale[mask] = float(curve(KINETICS[name][1], time_h))
+        scale[mask] = float(factor(KINETICS[name][1]))
     return activity * scale
+
+
+def activity_at(activity: np.ndarray, masks: dict[str, np.ndarray], time_h: float) -> np.ndarray:
+    """The true activity (Bq/mL) at ``time_h``: each compartment's 24 h map times its curve."""
+    return _per_compartment(activity, masks, lambda kinetics: curve(kinetics, time_h))
 
 
 def time_integrated_activity(activity: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
     """The true time-integrated activity concentration (Bq h/mL), 0..inf."""
-    scale = np.zeros(activity.shape, np.float32)
-    for name, mask in masks.items():
-        scale[mask] = integral_h(KINETICS[name][1])
-    return activity * scale
+    return _per_compartment(activity, masks, integral_h)
 
 
 def segments(labels: np.ndarray, voxel_ml: float) -> tuple[np.ndarray, dict[int, str]]:
