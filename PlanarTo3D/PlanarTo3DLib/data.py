@@ -107,6 +107,18 @@ def activity_share(activity: np.ndarray) -> np.ndarray:
     return (np.asarray(activity, np.float32) * np.float32(ACTIVITY_SCALE / total)).astype(np.float32)
 
 
+def _scaled_regions(
+    activity: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: tuple[float, float]
+) -> tuple[dict[int, float], np.ndarray]:
+    """Every label's (0 included: the remainder) activity times its own factor U(``scale``), drawn in label order;
+    returns (factors, scaled activity)."""
+    factors = {int(v): float(rng.uniform(*scale)) for v in np.unique(labels)}
+    table = np.zeros(int(labels.max()) + 1, np.float32)
+    for value, factor in factors.items():
+        table[value] = factor
+    return factors, activity * table[labels]
+
+
 def vary(
     activity: np.ndarray,
     hu: np.ndarray,
@@ -122,12 +134,7 @@ def vary(
     unlabelled remainder's) uptake times U(``uptake_scale``), then a rotation about each axis U(+-
     ``max_rotation_deg``) and a translation U(+-``max_translation_mm``) (seed 000 states +-20 cm for a 1 m
     whole-body field; 20 mm keeps a torso in this field). Returns (activity, HU, what was drawn)."""
-    values = np.unique(labels)
-    factors = {int(v): float(rng.uniform(*uptake_scale)) for v in values}
-    table = np.zeros(int(values.max()) + 1, np.float32)
-    for value, factor in factors.items():
-        table[value] = factor
-    scaled = activity * table[labels]
+    factors, scaled = _scaled_regions(activity, labels, rng, uptake_scale)
     angles = rng.uniform(-max_rotation_deg, max_rotation_deg, 3)
     translation = rng.uniform(-max_translation_mm, max_translation_mm, 3)
     reference = image_from_array(hu, spacing=(spacing_mm,) * 3)
@@ -148,12 +155,9 @@ def pre_therapy_pet(
 ) -> tuple[np.ndarray, dict]:
     """A pre-therapy PET unlike the post-therapy truth, as the evaluation's virtual patients need: every region's
     uptake times U(0.6, 1.6), blurred to :data:`PET_BLUR_FWHM_MM`, another total (x U(0.5, 2))."""
-    factors = {int(v): float(rng.uniform(0.6, 1.6)) for v in np.unique(labels)}
-    table = np.zeros(int(labels.max()) + 1, np.float32)
-    for value, factor in factors.items():
-        table[value] = factor
+    factors, scaled = _scaled_regions(activity, labels, rng, (0.6, 1.6))
     sigma = PET_BLUR_FWHM_MM / (2.0 * math.sqrt(2.0 * math.log(2.0))) / spacing_mm
     total_factor = float(rng.uniform(0.5, 2.0))
-    pet = ndimage.gaussian_filter(activity * table[labels], sigma) * total_factor
+    pet = ndimage.gaussian_filter(scaled, sigma) * total_factor
     return pet.astype(np.float32), {"uptake_factors": factors, "blur_fwhm_mm": PET_BLUR_FWHM_MM,
                                     "total_factor": total_factor}  # fmt: skip
