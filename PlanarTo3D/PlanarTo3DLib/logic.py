@@ -161,21 +161,13 @@ def train_patient_model(
     (checkpoints there: an interrupted run resumes), and save it there as :data:`PATIENT_MODEL` with its card."""
     from DosimetryCore.learning import models
 
-    from .alignment import align_planar
-    from .data import GRID_SPACING_MM, mu_map, planar_images
     from .network import ResUNet3D
-    from .patient import camera_for, onto_grid, patient_card_fields
-    from .train import fine_tune
+    from .patient import camera_for, fine_tune_patient, patient_card_fields, patient_on_grid
 
     views, ct, pet, labels, _ = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node)
     generic, card = models.load_model(model_name, ResUNet3D.from_config, "cpu", models_dir)
     camera = camera_for(1.0, views[0][2])  # the variations are scaled to the measured counts: no sensitivity needed
-    hu, pet_grid, label_grid = onto_grid(ct, pet, labels)
-    mu = mu_map(hu, camera)
-    simulated = planar_images(pet_grid, mu, camera)
-    placed = align_planar(views[0][0], views[1][0], views[0][1], simulated, GRID_SPACING_MM)
-    resume = os.path.exists(os.path.join(folder, "latest.pt"))
-    model, summary = fine_tune(generic, pet_grid, hu, label_grid, float(placed.counts.sum()), folder,
-                               variations=variations, epochs=epochs, camera=camera, device=device, resume=resume,
-                               progress=progress)  # fmt: skip
+    patient = patient_on_grid(views[0][0], views[1][0], views[0][1], ct, pet, labels, camera)
+    model, summary = fine_tune_patient(generic, patient, folder, variations=variations, epochs=epochs, camera=camera,
+                                       device=device, progress=progress)  # fmt: skip
     return models.save_model(model, PATIENT_MODEL, patient_card_fields(card, summary), folder, overwrite=True)

@@ -66,6 +66,54 @@ def onto_grid(ct: sitk.Image, pet: sitk.Image, labels: sitk.Image) -> tuple[np.n
         array_from_image(label_grid).astype(np.int32)  # fmt: skip
 
 
+@dataclass
+class PatientGrid:
+    """A patient on the network grid: HU, PET, organ labels and attenuation (1/cm), all (z, y, x), and the
+    measured planar images placed on the grid's projection."""
+
+    hu: np.ndarray
+    pet: np.ndarray
+    labels: np.ndarray
+    mu: np.ndarray
+    alignment: PlanarAlignment
+
+
+def patient_on_grid(
+    anterior: np.ndarray,
+    posterior: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    ct: sitk.Image,
+    pet: sitk.Image,
+    labels: sitk.Image,
+    camera: PlanarCamera = DEFAULT_CAMERA,
+    names: dict[int, str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> PatientGrid:
+    """CT, PET and organs onto the network grid (:func:`onto_grid`), and the measured planar images placed on its
+    projection (:func:`PlanarTo3DLib.alignment.align_planar`); every organ of ``names`` must lie on the field."""
+    report = progress or no_progress
+    report(0.0, "CT, PET and organs onto the network grid")
+    hu, pet_grid, label_grid = onto_grid(ct, pet, labels)
+    mu = mu_map(hu, camera)
+    for label, name in (names or {}).items():
+        if not np.any(label_grid == label):
+            raise ValueError(f"segmentation: organ {name!r} (label {label}) has no voxel on the CT's field")
+    report(0.05, "placing the planar images on the CT's projection grid")
+    alignment = align_planar(anterior, posterior, pixel_spacing_mm, planar_images(pet_grid, mu, camera),
+                             GRID_SPACING_MM)  # fmt: skip
+    return PatientGrid(hu, pet_grid, label_grid, mu, alignment)
+
+
+def fine_tune_patient(
+    generic: ResUNet3D, patient: PatientGrid, folder: str | Path, *, camera: PlanarCamera = DEFAULT_CAMERA,
+    **settings: Any,
+) -> tuple[ResUNet3D, dict[str, Any]]:  # fmt: skip
+    """:func:`PlanarTo3DLib.train.fine_tune` on the patient's PET variations at its measured count level, into
+    ``folder`` (resumed when it holds a checkpoint); ``settings``: variations, epochs, seed, device, progress."""
+    return fine_tune(generic, patient.pet, patient.hu, patient.labels, float(patient.alignment.counts.sum()), folder,
+                     camera=camera, resume=(Path(folder) / "latest.pt").exists(), **settings)  # fmt: skip
+
+
 def planar_to_3d(
     anterior: np.ndarray,
     posterior: np.ndarray,
@@ -87,25 +135,17 @@ def planar_to_3d(
     """3D activity of one patient (see the module docstring). With ``fine_tune_dir`` the generic model is first
     fine-tuned there on ``variations`` variations of the patient's PET (checkpoints there; resumable)."""
     report = progress or no_progress
-    report(0.0, "CT, PET and organs onto the network grid")
-    hu, pet_grid, label_grid = onto_grid(ct, pet, labels)
-    mu = mu_map(hu, camera)
-    for label, name in names.items():
-        if not np.any(label_grid == label):
-            raise ValueError(f"segmentation: organ {name!r} (label {label}) has no voxel on the CT's field")
-    report(0.05, "placing the planar images on the CT's projection grid")
-    alignment = align_planar(anterior, posterior, pixel_spacing_mm, planar_images(pet_grid, mu, camera),
-                             GRID_SPACING_MM)  # fmt: skip
+    patient = patient_on_grid(anterior, posterior, pixel_spacing_mm, ct, pet, labels, camera, names, report)
+    alignment = patient.alignment
     model, summary = generic, None
     if fine_tune_dir is not None:
-        model, summary = fine_tune(generic, pet_grid, hu, label_grid, float(alignment.counts.sum()), fine_tune_dir,
-                                   variations=variations, epochs=epochs, seed=seed, camera=camera, device=device,
-                                   resume=(Path(fine_tune_dir) / "latest.pt").exists(),
-                                   progress=sub_progress(report, 0.1, 0.9))  # fmt: skip
+        model, summary = fine_tune_patient(generic, patient, fine_tune_dir, variations=variations, epochs=epochs,
+                                           seed=seed, camera=camera, device=device,
+                                           progress=sub_progress(report, 0.1, 0.9))  # fmt: skip
     report(0.9, "reconstructing")
-    activity = reconstruct(model, alignment.counts, mu, camera=camera, device=device)
-    consistency = planar_consistency(activity, mu, alignment.counts, camera)
-    rows = organ_rows(activity, alignment.counts, mu, label_grid, names, camera)
+    activity = reconstruct(model, alignment.counts, patient.mu, camera=camera, device=device)
+    consistency = planar_consistency(activity, patient.mu, alignment.counts, camera)
+    rows = organ_rows(activity, alignment.counts, patient.mu, patient.labels, names, camera)
     grid = network_grid(ct)
     on_grid = set_unit(image_from_array(activity, grid), "Bq/mL", "activity concentration")
     back = with_total_of(resample_to(on_grid, ct, "linear", default_value=0.0), on_grid)
