@@ -39,7 +39,7 @@ PATIENT_SHIFT_MM = (9.0, -14.0)
 """Where the patient lies on the camera's images relative to the CT's centre (column, row mm)."""
 
 
-def _camera_images(planar: np.ndarray, seed: int) -> list[np.ndarray]:
+def camera_images(planar: np.ndarray, seed: int) -> list[np.ndarray]:
     """The grid's expected projections as the camera records them: 4.8 mm pixels, head at row 0, the patient
     shifted by :data:`PATIENT_SHIFT_MM`, Poisson counts."""
     rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def run_planar_demo(
     truth, hu, labels = patient["activity"], patient["hu"], patient["labels"]
     rng = np.random.default_rng(seed + 7)
     pet, pet_record = pre_therapy_pet(truth, labels, rng)
-    anterior, posterior = _camera_images(planar_images(truth, mu_map(hu)), int(rng.integers(2**31)))
+    anterior, posterior = camera_images(planar_images(truth, mu_map(hu)), int(rng.integers(2**31)))
     organs, names = organ_labelmap(labels)
     spacing = (GRID_SPACING_MM,) * 3
     seg = image_from_array(organs, spacing=spacing)
