@@ -106,14 +106,13 @@ def run_planar_demo(
     true_MBq = organ_activities_MBq(truth, organs, names)
     metrics, organ_rows = [], []
     results = {"ResUNet generic": generic_result, "ResUNet patient-specific": specific}
+    per_method = {method: organ_activities_MBq(r.grid_activity, organs, names) for method, r in results.items()}
     for method, result in results.items():
-        estimate = result.grid_activity
-        metrics.append({"method": method, **image_row(estimate, truth, body),
-                        **organ_errors(organ_activities_MBq(estimate, organs, names), true_MBq),
+        metrics.append({"method": method, **image_row(result.grid_activity, truth, body),
+                        **organ_errors(per_method[method], true_MBq),
                         "planar_consistency": result.consistency})  # fmt: skip
     conjugate = {row["organ"]: row["conjugate_view_MBq"] for row in specific.rows}
     metrics.append({"method": "conjugate view", **organ_errors(conjugate, true_MBq)})
-    per_method = {method: organ_activities_MBq(r.grid_activity, organs, names) for method, r in results.items()}
     for organ, true in true_MBq.items():
         organ_rows.append({"organ": organ, "true_MBq": true,
                            **{f"{method}_MBq": values[organ] for method, values in per_method.items()},
