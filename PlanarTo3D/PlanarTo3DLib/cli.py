@@ -152,7 +152,7 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
     from DosimetryCore import io
-    from DosimetryCore.core.provenance import stamp, stamp_command
+    from DosimetryCore.core.provenance import read, stamp, stamp_command
     from DosimetryCore.io.labels import label_names
     from DosimetryCore.io.tables import write_csv
 
@@ -168,29 +168,20 @@ def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
     ct, pet, seg = io.read_image(arguments.ct), io.read_image(arguments.pet), io.read_image(arguments.seg)
     generic, card = models.load_model(arguments.model, ResUNet3D.from_config, "cpu", arguments.models_dir)
     camera = camera_for(arguments.sensitivity_cps_per_mbq, pair.anterior.frame_duration_s, arguments.collimator)
+    model_record = {"generic_model": card["name"], "generic_model_sha256": card["weights_sha256"]}
     result = planar_to_3d(
         _counts(pair.anterior.image), _counts(pair.posterior.image), pair.anterior.image.GetSpacing(), ct,
         pet, seg, label_names(seg), generic, camera=camera, fine_tune_dir=arguments.fine_tune,
-        variations=arguments.variations, epochs=arguments.epochs, seed=arguments.seed, device=arguments.device,
-        progress=terminal_progress(),
+        variations=arguments.variations, epochs=arguments.epochs, seed=arguments.seed, model_record=model_record,
+        device=arguments.device, progress=terminal_progress(),
     )  # fmt: skip
-    model_record = {"generic_model": card["name"], "generic_model_sha256": card["weights_sha256"]}
     if arguments.fine_tune:
         fields = patient_card_fields(card, result.fine_tuning)
         folder = models.save_model(result.model, PATIENT_MODEL, fields, arguments.fine_tune, overwrite=True)
-        model_record["patient_model"] = str(folder)
-        model_record["patient_model_sha256"] = models.read_card(PATIENT_MODEL, arguments.fine_tune)["weights_sha256"]
+        patient_model = {"patient_model": str(folder),
+                         "patient_model_sha256": models.read_card(PATIENT_MODEL, arguments.fine_tune)["weights_sha256"]}
+        stamp(result.activity, {**read(result.activity), **patient_model})  # fmt: skip
     alignment = result.alignment
-    stamp(result.activity, {
-        "method": "PlanarTo3D ResUNet (Lopez-Montes et al.)" + (", patient-specific" if arguments.fine_tune else ""),
-        **model_record, "camera": {"sensitivity_cps_per_MBq": camera.sensitivity_cps_per_MBq,
-                                   "frame_duration_s": camera.time_s, "collimator": camera.collimator},
-        "alignment": {"translation_mm": list(alignment.translation_mm), "rotation_deg": alignment.rotation_deg,
-                      "correlation_before": alignment.correlation_before,
-                      "correlation_after": alignment.correlation_after},
-        "planar_consistency": result.consistency,
-        "total": "scaled so that the projection has the measured anterior + posterior counts",
-    })  # fmt: skip
     stamp_command(result.activity, "deepdosimetry planar-to-3d", inputs)
     print(f"{io.write_image(result.activity, arguments.output)}: activity (Bq/mL) on the CT grid")
     print(f"  planar images placed: shift ({alignment.translation_mm[0]:.1f}, {alignment.translation_mm[1]:.1f}) mm, "

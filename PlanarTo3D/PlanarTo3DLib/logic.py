@@ -117,7 +117,6 @@ def reconstruct_volume(
     segmentation; with ``patient_model_dir`` the patient model trained there (:func:`train_patient_model`), else
     the generic ``model_name``. Returns ``(activity node, organ table node)``; the table holds each organ's
     activity, mean concentration and the conjugate-view activity beside it. Inputs are never changed."""
-    from DosimetryCore.core.provenance import stamp
     from DosimetryCore.learning import models
 
     from .network import ResUNet3D
@@ -131,11 +130,9 @@ def reconstruct_volume(
     folder, name = (patient_model_dir, PATIENT_MODEL) if patient_model_dir else (models_dir, model_name)
     model, card = models.load_model(name, ResUNet3D.from_config, "cpu", folder)
     camera = camera_for(sensitivity_cps_per_MBq, views[0][2])
+    model_record = {"model": name, "model_sha256": card["weights_sha256"]}
     result = planar_to_3d(views[0][0], views[1][0], views[0][1], ct, pet, labels, names, model, camera=camera,
-                          device=device, progress=report)  # fmt: skip
-    stamp(result.activity, {"method": "PlanarTo3D ResUNet (Lopez-Montes et al.)", "model": name,
-                            "model_sha256": card["weights_sha256"], "planar_consistency": result.consistency,
-                            "alignment_correlation": result.alignment.correlation_after})  # fmt: skip
+                          model_record=model_record, device=device, progress=report)  # fmt: skip
     scene = ct_node.GetScene()
     output_volume = mrml.volume_into(output_volume, scene, result.activity, f"{anterior_node.GetName()} PlanarTo3D")
     output_table = mrml.table_into(output_table, scene, result.rows, "PlanarTo3D organs", ORGAN_TABLE_UNITS)

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.volume import array_from_image, image_from_array, resample_to, set_unit, with_total_of
 from DosimetryCore.imaging.conjugate_view import conjugate_view_activities
 from DosimetryCore.io.outputs import atomic_path
@@ -129,11 +130,14 @@ def planar_to_3d(
     variations: int = FINE_TUNE_DEFAULTS["variations"],
     epochs: int = FINE_TUNE_DEFAULTS["epochs"],
     seed: int = 0,
+    model_record: dict[str, Any] | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> PlanarResult:
     """3D activity of one patient (see the module docstring). With ``fine_tune_dir`` the generic model is first
-    fine-tuned there on ``variations`` variations of the patient's PET (checkpoints there; resumable)."""
+    fine-tuned there on ``variations`` variations of the patient's PET (checkpoints there; resumable). The
+    activity's provenance holds ``model_record`` (which model), the camera, the alignment and the planar
+    consistency."""
     report = progress or no_progress
     patient = patient_on_grid(anterior, posterior, pixel_spacing_mm, ct, pet, labels, camera, names, report)
     alignment = patient.alignment
@@ -149,6 +153,16 @@ def planar_to_3d(
     grid = network_grid(ct)
     on_grid = set_unit(image_from_array(activity, grid), "Bq/mL", "activity concentration")
     back = with_total_of(resample_to(on_grid, ct, "linear", default_value=0.0), on_grid)
+    stamp(back, {
+        "method": "PlanarTo3D ResUNet (Lopez-Montes et al.)" + (", patient-specific" if summary else ""),
+        **(model_record or {}), "camera": {"sensitivity_cps_per_MBq": camera.sensitivity_cps_per_MBq,
+                                           "frame_duration_s": camera.time_s, "collimator": camera.collimator},
+        "alignment": {"translation_mm": list(alignment.translation_mm), "rotation_deg": alignment.rotation_deg,
+                      "correlation_before": alignment.correlation_before,
+                      "correlation_after": alignment.correlation_after},
+        "planar_consistency": consistency,
+        "total": "scaled so that the projection has the measured anterior + posterior counts",
+    })  # fmt: skip
     report(1.0, "PlanarTo3D done")
     return PlanarResult(set_unit(back, "Bq/mL", "activity concentration"), activity, rows, alignment, consistency,
                         model, summary)  # fmt: skip
