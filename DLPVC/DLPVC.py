@@ -130,6 +130,7 @@ class DLPVCWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
         parameters.outputVolume = volume
         volume.CreateDefaultDisplayNodes()
         slicer.util.setSliceViewerLayers(background=volume, fit=True)
+        self.showWarnings(volume)
         if table is not None:
             parameters.outputTable = table
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())

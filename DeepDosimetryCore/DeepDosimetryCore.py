@@ -207,3 +207,12 @@ class DeepDosimetryWidgetMixin(VTKObservationMixin):
             if self.progress.progressBar.visible:
                 self.progress.finish(_("Failed; nothing was written."))
             self.checkCanApply()
+
+    def showWarnings(self, volumeNode):
+        """Show the warnings of an output's provenance (input outside a model's training domain, doubtful activity)
+        in the status line, where a physicist sees them."""
+        from DosimetryCore.io.mrml import warnings_of
+
+        warnings = warnings_of(volumeNode)
+        if warnings:
+            self.ui.statusLabel.text = _("WARNING: ") + " | ".join(warnings)

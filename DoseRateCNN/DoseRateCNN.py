@@ -170,11 +170,7 @@ class DoseRateCNNWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
             if chart is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(chart)
             slicer.util.setSliceViewerLayers(foreground=parameters.outputVolume, foregroundOpacity=0.5)
-            from DoseRateCNNLib.logic import warnings_of
-
-            warnings = warnings_of(parameters.outputVolume)
-            if warnings:
-                self.ui.statusLabel.text = "WARNING: " + " | ".join(warnings)
+            self.showWarnings(parameters.outputVolume)
 
 
     def onAbsorbedButton(self) -> None:

@@ -34,7 +34,7 @@ from DosimetryCore.cli import parallel as parallel_cli
 from DosimetryCore.core import provenance
 from DosimetryCore.core.constants import BQ_PER_MBQ
 from DosimetryCore.core.progress import terminal_progress
-from DosimetryCore.core.provenance import stamp, stamp_command
+from DosimetryCore.core.provenance import stamp_command
 from DosimetryCore.core.validation import activity_notes
 from DosimetryCore.imaging import simulation
 from DosimetryCore.io.labels import read_labelmap_on
@@ -77,10 +77,8 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
             print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
     stamp_command(corrected, "deepdosimetry pvc", {"input": arguments.input, "seg": arguments.seg})
-    if notes:
-        stamp(corrected, {**(provenance.read(corrected) or {}), "warnings": notes})
-        for note in notes:
-            print(f"WARNING: {note}", file=sys.stderr)
+    for note in provenance.add_warnings(corrected, notes):
+        print(f"WARNING: {note}", file=sys.stderr)
     path = io.write_image(corrected, arguments.output)
     print(
         f"{path}: {arguments.method.upper()}-PVC, total activity {total_activity_Bq(image) / BQ_PER_MBQ:.6g} MBq "

@@ -41,6 +41,7 @@ from DLPVCLib.constants import (
     DEFAULT_MODEL,
     MODEL_NAME_PREFIX,
 )
+from DLPVCLib.domain import domain_warnings
 from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE, iterative_yang
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core import provenance
@@ -193,8 +194,9 @@ def correct_dl(
 
     Returns:
         A new float32 image in Bq/mL on the grid of ``image``, total activity equal to the input's,
-        with provenance (JSON: method, model name, sha256 and provenance line, grid, device) under
-        :data:`PROVENANCE_KEY`.
+        with provenance (JSON: method, model name, sha256 and provenance line, grid, device, and the
+        ``warnings`` of :func:`DLPVCLib.domain.domain_warnings` when the SPECT is unlike the training data)
+        under :data:`PROVENANCE_KEY`.
 
     Raises:
         ValueError: invalid image; more than :data:`MAX_ACTIVITY_OUTSIDE_GRID` of the activity
@@ -217,7 +219,8 @@ def correct_dl(
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
     output = _with_total(resample_to(corrected, source, "linear"), total_Bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
-    provenance.stamp(output, _dl_provenance(model, grid, reference, device))
+    warnings = domain_warnings(image, model.card)
+    provenance.stamp(output, _dl_provenance(model, grid, reference, device) | {"warnings": warnings})
     report(1.0, "DL-PVC done")
     return output
 
@@ -300,7 +303,7 @@ def _check_inside(values: np.ndarray, reference: sitk.Image, image: sitk.Image, 
     """Refuse an image with more than MAX_ACTIVITY_OUTSIDE_GRID of its activity outside ``reference``."""
     cover = sitk.Image(reference.GetSize(), sitk.sitkUInt8) + 1
     cover.CopyInformation(reference)
-    inside = sitk.GetArrayViewFromImage(resample_to(cover, image, "nearest")) > 0
+    inside = sitk.GetArrayFromImage(resample_to(cover, image, "nearest")) > 0
     outside = float(values[~inside].sum() / values.sum())
     if outside > MAX_ACTIVITY_OUTSIDE_GRID:
         extent = " x ".join(f"{n * s:g}" for n, s in zip(grid.size, grid.spacing_mm, strict=True))

@@ -16,9 +16,10 @@ import SimpleITK as sitk
 from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
 from DLPVCLib.correction import TABLE_UNITS, correct_dl, correct_iy, load_dlpvc_model, segment_rows
 from DLPVCLib.iterative_yang import NEGATIVE_TOLERANCE
+from DosimetryCore.core import provenance
 from DosimetryCore.core.acquisition_time import carry_acquisition_time
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.core.validation import check_activity_image
+from DosimetryCore.core.validation import activity_notes, check_activity_image
 from DosimetryCore.io import mrml
 
 METHODS = {"iy": "IY-PVC", "dl": "DL-PVC"}
@@ -103,6 +104,7 @@ def correct_volume(
         report(0.05, f"Loading DL-PVC model {model_name}")
         model = load_dlpvc_model(model_name, models_folder, device)
         corrected = correct_dl(image, model, progress=sub_progress(report, 0.1, 0.9))
+    provenance.add_warnings(corrected, activity_notes(image, f"SPECT volume {spect_node.GetName()!r}"))
     carry_acquisition_time(image, corrected)
     rows = segment_rows(image, corrected, labelmap, names) if labelmap is not None else None
     report(1.0, "Writing the results")

@@ -152,6 +152,7 @@ def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training:
             "size": manifest["size"],
             "spacing_mm": manifest["spacing_mm"],
             "views": manifest["acquisition"]["views"],
+            "total_activity_range_MBq": manifest["total_activity_range_MBq"],
             "input": train_set.input_key,
             "target": "truth",
             "n_train": len(train_set),
@@ -368,6 +369,10 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "n_val": data["n_val"],
         },
         "grid": {"size": [data["size"]] * 3, "spacing_mm": [data["spacing_mm"]] * 3},
+        "training_domain": {
+            "spacing_mm": [data["spacing_mm"]] * 3,
+            "total_activity_MBq": data.get("total_activity_range_MBq"),
+        },
         "training_command": summary["command"],
         "hardware": summary["hardware"],
         "wall_time_s": summary["result"]["wall_time_s"],

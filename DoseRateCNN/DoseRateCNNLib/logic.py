@@ -8,8 +8,6 @@ CNN on the VDK dose rate (:mod:`DoseRateCNNLib.cnn`), with an installed model.
 
 from __future__ import annotations
 
-import json
-
 import SimpleITK as sitk
 
 from DoseRateCNNLib.constants import CNN_METHOD, METHODS
@@ -103,7 +101,8 @@ def dose_rate_map(
     cumulative dose-rate-volume histogram of each segment (also drawn into ``histogram_png`` when given). Given
     output nodes are filled, missing ones added. Returns ``(dose-rate node, table node or None, chart node or
     None)``. Inputs are never modified; on invalid input nothing is written. Warnings (input outside a model's
-    training domain, doubtful activity) are in the node's provenance and returned by :func:`warnings_of`.
+    training domain, doubtful activity) are in the node's provenance and returned by
+    :func:`DosimetryCore.io.mrml.warnings_of`.
     """
     report = progress or no_progress
     if method not in METHODS:
@@ -139,9 +138,3 @@ def dose_rate_map(
             plot_histograms(axis, curves, histogram_png, DOSE_RATE_UNIT, title)
     report(1.0, "Done")
     return output_volume, output_table if rows is not None else None, chart
-
-
-def warnings_of(volume_node) -> list[str]:
-    """The warnings recorded in a dose-rate node's provenance (empty when none)."""
-    text = volume_node.GetAttribute(mrml.PROVENANCE_ATTRIBUTE_PREFIX + "Provenance")
-    return list(json.loads(text).get("warnings", [])) if text else []

@@ -143,3 +143,18 @@ def test_bad_spect_and_unrelated_labelmap_exit_2(files, tmp_path, capsys):
         assert cli.main([*arguments, "--output", str(out / "o.nrrd")]) == 2
         assert reason in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dl_warns_loudly_when_the_spect_is_outside_the_training_domain(files, resources, capsys):
+    _, _, out = files
+    domain = {"spacing_mm": [6.0] * 3, "total_activity_MBq": [1, 10]}
+    save_tiny_model(resources / "Models", extra={"training_domain": domain})
+    coarse = image_from_array(np.ones((5, 5, 5), np.float32), spacing=(15.0,) * 3, unit="Bq/mL")
+    spect = io.write_image(coarse, out.parent / "in" / "coarse.nrrd")
+    arguments = ["pvc", "--input", str(spect), "--method", "dl", "--device", "cpu", "--output", str(out / "dl.nrrd")]
+    assert cli.main(arguments) == 0
+    printed = capsys.readouterr().err
+    assert "WARNING: outside the training domain" in printed and "WARNING: the SPECT's field does not cover" in printed
+    recorded = json.loads(io.read_image(out / "dl.nrrd").GetMetaData(PROVENANCE_KEY))["warnings"]
+    assert any("outside the training domain" in note for note in recorded)
+    assert any("total activity" in note for note in recorded), "the activity check's note is kept beside them"

@@ -18,7 +18,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,16 @@ def stamp(image: sitk.Image, provenance: Mapping[str, Any]) -> sitk.Image:
 def read(image: sitk.Image) -> dict[str, Any] | None:
     """The provenance record of ``image``, or None when it has none."""
     return json.loads(image.GetMetaData(PROVENANCE_KEY)) if image.HasMetaDataKey(PROVENANCE_KEY) else None
+
+
+def add_warnings(image: sitk.Image, notes: Sequence[str]) -> list[str]:
+    """Append ``notes`` to the ``warnings`` of ``image``'s provenance (created when missing); returns all of
+    them."""
+    recorded = read(image) or {}
+    warnings = [*recorded.get("warnings", []), *notes]
+    if notes:
+        stamp(image, recorded | {"warnings": warnings})
+    return warnings
 
 
 def stamp_command(

@@ -12,6 +12,7 @@ Works in the Slicer application and outside it with the ``slicer-core`` package 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import zipfile
@@ -172,6 +173,13 @@ def _dicom_database_acquisition(node: slicer.vtkMRMLScalarVolumeNode) -> str | N
             headers.append(pydicom.dcmread(path, stop_before_pixels=True))
     acquired = series_acquisition_datetime(headers)
     return acquired.isoformat(timespec="seconds") if acquired is not None else None
+
+
+def warnings_of(volume_node) -> list[str]:
+    """The warnings recorded in a volume node's provenance (empty when none): an input outside a model's training
+    domain, a doubtful activity; what a panel shows after a run."""
+    text = volume_node.GetAttribute(PROVENANCE_ATTRIBUTE_PREFIX + "Provenance")
+    return list(json.loads(text).get("warnings", [])) if text else []
 
 
 def update_volume_node_from_image(node: slicer.vtkMRMLScalarVolumeNode, image: sitk.Image) -> None:
