@@ -176,32 +176,13 @@ def _build(arch: str, channels: Sequence[int] | None, norm: str | None) -> DLPVC
         raise ValueError(f"norm: {arch} has no normalisation option ({error})") from error
 
 
-STAGE_FIELDS = ("trained_utc", "training_data", "training_command", "hardware", "wall_time_s", "epochs", "loss",
-                "augmentation", "initialised_from")
-"""Card fields of an initial model that its fine-tuned successor records (``initialised_from``)."""
-
-
 def initial_model(model: DLPVCModel, name: str, folder: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Load installed model ``name``'s weights into ``model`` to fine-tune it; returns how ``name`` was trained.
-
-    Returns:
-        ``{"name", "weights_sha256"}`` and the card's :data:`STAGE_FIELDS` (its own data, command,
-        hardware, wall time and epochs; an ``initialised_from`` of its own keeps the whole chain).
-
-    Raises:
-        ValueError: no such model, weights failing their hash check, or a card architecture other
-            than ``model``'s (``--arch``, ``--channels`` and ``--norm`` must match it or be left out).
-    """
-    source, card = models.load_model(name, DLPVCModel.from_config, "cpu", folder)
-    if card["architecture"] != model.config:
-        raise ValueError(
-            f"init-model: {name} is {card['architecture']}, not the {model.config} asked for; "
-            "leave out --arch, --channels and --norm or make them match"
-        )
-    model.load_state_dict(source.state_dict())
-    return {"name": name, "weights_sha256": card["weights_sha256"]} | {
-        key: card[key] for key in STAGE_FIELDS if key in card
-    }
+    """Load installed model ``name``'s weights into ``model`` to fine-tune it; returns how ``name`` was trained
+    (:func:`DosimetryCore.learning.models.initialise_from`; ``--arch``, ``--channels`` and ``--norm`` must match
+    its architecture or be left out)."""
+    return models.initialise_from(
+        model, name, DLPVCModel.from_config, folder, "leave out --arch, --channels and --norm or make them match"
+    )
 
 
 def train_dlpvc(
@@ -328,20 +309,10 @@ def departures_from_the_paper(summary: dict[str, Any]) -> list[str]:
     if cases < SEED_003_TRAINING["cases"]:
         notes.append(f"{cases} simulated training and validation cases, not Leube et al.'s 10,000")
     if str(summary["hardware"]).startswith("cpu"):
-        hours = total_training(summary)[1] / 3600.0
+        hours = models.total_training(summary)[1] / 3600.0
         notes.append(f"trained on a CPU (no GPU was available), {hours:.1f} h in all, at a grid and data size to match")
     notes.append("analytic torso phantoms, not XCAT; scatter neither simulated nor corrected")
     return notes
-
-
-def total_training(summary: dict[str, Any]) -> tuple[int, float]:
-    """Epochs and wall time (s) of a run together with every stage it was fine-tuned from."""
-    epochs, seconds = summary["result"]["epochs_run"], summary["result"]["wall_time_s"]
-    stage = summary.get("initialised_from")
-    while stage:
-        epochs, seconds = epochs + stage["epochs"], seconds + stage["wall_time_s"]
-        stage = stage.get("initialised_from")
-    return epochs, seconds
 
 
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +325,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
     ``total_epochs`` / ``total_wall_time_s`` over all stages.
     """
     data = summary["data"]
-    total_epochs, total_seconds = total_training(summary)
+    total_epochs, total_seconds = models.total_training(summary)
     return {
         "architecture": summary["model"]["config"],
         "training_data": {

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from DosimetryCore.core.progress import ProgressCallback
+from DosimetryCore.learning import models
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
@@ -98,6 +99,8 @@ def train_dose_cnn(
     val_slice_step: int = DEFAULTS["val_slice_step"],
     patience: int | None = DEFAULTS["patience"],
     max_cases: int | None = None,
+    init_model: str | None = None,
+    models_dir: str | os.PathLike | None = None,
     device: str | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
@@ -114,6 +117,9 @@ def train_dose_cnn(
         slices_per_volume: random slices per (case, count level) per epoch.
         val_slice_step: validation on every ``val_slice_step``-th whole slice of each val volume.
         max_cases: use only the first cases of each split.
+        init_model: start from this installed model's weights (in ``models_dir``, default the resources' Models)
+            instead of VDK (:func:`DosimetryCore.learning.models.initialise_from`); the card records how it was
+            trained.
 
     Under ``torchrun --nproc_per_node=K`` the same call trains on K processes (``batch_size`` is the global
     batch); rank 0 alone writes the summary and the loss curve.
@@ -124,6 +130,9 @@ def train_dose_cnn(
     )
     val_set = DoseSliceDataset(data, "val", slice_step=val_slice_step, max_cases=max_cases)
     model = new_model(seed)
+    initialised_from = None
+    if init_model is not None:
+        initialised_from = models.initialise_from(model, init_model, PackedDoseNet.from_config, models_dir)
     checkpoint_dir = Path(checkpoint_dir)
     settings = {"lr": lr, "lr_schedule": "plateau", "batch_size": batch_size, "epochs": epochs, "seed": seed}
     started = time.perf_counter()
@@ -168,7 +177,9 @@ def train_dose_cnn(
             "crop": crop,
             "slices_per_volume": slices_per_volume,
             "val_slices": len(val_set),
-            "initial_output": "VDK (U-Net last convolution initialised to zero)",
+            "initial_output": "VDK (U-Net last convolution initialised to zero)"
+            if init_model is None
+            else f"the weights of model {init_model}",
             **settings,
             "early_stop_patience": patience,
         },
@@ -178,6 +189,7 @@ def train_dose_cnn(
         "command": command,
         "checkpoints": {"best": str(result.best_checkpoint), "latest": str(result.latest_checkpoint)},
         "loss_curve": str(curve),
+        "initialised_from": initialised_from,
     }
     if is_main_process():  # under torchrun, rank 0 writes the outputs
         plot_loss_curve(result.history, curve)
@@ -198,7 +210,7 @@ def departures_from_the_paper(summary: dict[str, Any]) -> list[str]:
         "front end: every depth operation 'valid' and of stride 1 (same 11-slice receptive field) so that a whole "
         "volume is predicted in one pass, exactly as pack by pack",
         f"each epoch: {training['slices_per_volume']} random slices per (case, count level), random in-plane crops "
-        f"of {training['crop']} voxels, random mirroring; the U-Net's last convolution starts at zero (output = VDK)",
+        f"of {training['crop']} voxels, random mirroring; initial output: {training['initial_output']}",
         f"data: {n_cases} virtual patients of this project's analytic torso (not XCAT), Monte Carlo labels of this "
         "project's engine (photon transport, electrons by the point kernel), SPECT simulated without scatter",
         "float32 training: bf16 autocast was 7-25 % faster per step in a measurement shared with other jobs, and "
@@ -232,6 +244,9 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "hardware": summary["hardware"],
         "wall_time_s": summary["result"]["wall_time_s"],
         "epochs": summary["result"]["epochs_run"],
+        "initialised_from": summary.get("initialised_from"),
+        "total_epochs": models.total_training(summary)[0],
+        "total_wall_time_s": models.total_training(summary)[1],
         "best_epoch": summary["result"]["best_epoch"],
         "loss_history": [
             {key: entry[key] for key in ("epoch", "train_loss", "val_loss", "lr")}

@@ -13,7 +13,7 @@ from DoseRateCNNLib.cli import datasets as dataset_cli
 from DoseRateCNNLib.cli import training as training_cli
 from DoseRateCNNLib.data import DoseCaseSettings
 from DoseRateCNNLib.network import PACK_SLICES
-from DoseRateCNNLib.train import new_model, train_dose_cnn
+from DoseRateCNNLib.train import card_fields, new_model, train_dose_cnn
 from DoseRateCNNLib.training_data import (
     ACTIVITY_SCALE,
     DOSE_RATE_SCALE,
@@ -23,6 +23,7 @@ from DoseRateCNNLib.training_data import (
     total_activity_MBq,
 )
 from DosimetryCore.cli import main as cli
+from DosimetryCore.learning import models
 
 TINY = DoseCaseSettings(
     dose_spacing_mm=16.0, spect_spacing_mm=16.0, count_levels=(1.9e7, 3.0e6), iterations=2, subsets=4, views=24,
@@ -130,6 +131,24 @@ def test_training_lowers_the_loss_and_resumes(folder, tmp_path):
     ]
     again = train_dose_cnn(folder, tmp_path / "ck", epochs=3, batch_size=4, crop=None, slices_per_volume=8, resume=True)
     assert [entry["train_loss"] for entry in again.result.history] == history
+
+
+def test_fine_tuning_starts_from_an_installed_model_and_its_card_keeps_the_chain(folder, tmp_path, monkeypatch):
+    registry = tmp_path / "models"
+    base = ["train", "dose-cnn", "--data", str(folder), "--crop", "0", "--slices-per-volume", "2", "--epochs", "1",
+            "--models-dir", str(registry)]  # fmt: skip
+    assert run_cli(monkeypatch, [*base, "--out", str(tmp_path / "a"), "--save-model", "dose-base"]) == 0
+    base_model, base_card = models.load_model("dose-base", PackedDoseNet.from_config, "cpu", registry)
+    tuned = train_dose_cnn(folder, tmp_path / "b", epochs=1, crop=None, slices_per_volume=2, lr=1e-12,
+                           init_model="dose-base", models_dir=registry)  # fmt: skip
+    tuned_weights = dict(tuned.model.named_parameters())
+    for key, value in base_model.named_parameters():  # the weights; batch-norm statistics move with the data
+        torch.testing.assert_close(tuned_weights[key], value, msg=key)
+    fields = card_fields(tuned.summary)
+    assert fields["initialised_from"]["weights_sha256"] == base_card["weights_sha256"]
+    assert fields["total_epochs"] == 2 and "the weights of model dose-base" in fields["training"]["initial_output"]
+    with pytest.raises(ValueError, match="model 'absent': no folder"):
+        train_dose_cnn(folder, tmp_path / "c", epochs=1, init_model="absent", models_dir=registry)
 
 
 def test_region_errors_are_the_papers_metrics():

@@ -240,3 +240,46 @@ def list_models(folder: str | Path | None = None) -> list[str]:
 def model_provenance(card: Mapping[str, Any]) -> str:
     """One line naming a model for output metadata: ``"<name> <sha256[:12]> trained <date>"``."""
     return f"{card['name']} {card['weights_sha256'][:12]} trained {str(card.get('trained_utc', 'unknown'))[:10]}"
+
+
+STAGE_FIELDS = ("trained_utc", "training_data", "training_command", "hardware", "wall_time_s", "epochs", "loss",
+                "augmentation", "initialised_from")  # fmt: skip
+"""Card fields of an initial model that its fine-tuned successor records (``initialised_from``)."""
+
+
+def initialise_from(
+    model: nn.Module,
+    name: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+    folder: str | Path | None = None,
+    hint: str = "",
+) -> dict[str, Any]:
+    """Load installed model ``name``'s weights into ``model`` (whose ``config`` must equal the card's architecture)
+    to fine-tune it; returns how ``name`` was trained.
+
+    Returns:
+        ``{"name", "weights_sha256"}`` and the card's :data:`STAGE_FIELDS` (its own data, command, hardware, wall
+        time and epochs; an ``initialised_from`` of its own keeps the whole chain).
+
+    Raises:
+        ValueError: no such model, weights failing their hash check, or another architecture (``hint`` says what
+            to change).
+    """
+    source, card = load_model(name, build, "cpu", folder)
+    if card["architecture"] != model.config:
+        raise ValueError(f"init-model: {name} is {card['architecture']}, not the {model.config} asked for; {hint}")
+    model.load_state_dict(source.state_dict())
+    return {"name": name, "weights_sha256": card["weights_sha256"]} | {
+        key: card[key] for key in STAGE_FIELDS if key in card
+    }
+
+
+def total_training(summary: Mapping[str, Any]) -> tuple[int, float]:
+    """Epochs and wall time (s) of a training summary's run together with every stage it was fine-tuned from
+    (``initialised_from``)."""
+    epochs, seconds = summary["result"]["epochs_run"], summary["result"]["wall_time_s"]
+    stage = summary.get("initialised_from")
+    while stage:
+        epochs, seconds = epochs + stage["epochs"], seconds + stage["wall_time_s"]
+        stage = stage.get("initialised_from")
+    return epochs, seconds

@@ -39,6 +39,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
         val_slice_step=arguments.val_slice_step,
         patience=arguments.patience or None,
         max_cases=arguments.max_cases,
+        init_model=arguments.init_model,
+        models_dir=arguments.models_dir,
         device=arguments.device,
         resume=arguments.resume,
         progress=terminal_progress(),
@@ -84,6 +86,7 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     command.add_argument("--max-cases", type=int, help="use only the first cases of each split")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
+    command.add_argument("--init-model", help="start from this installed model's weights (fine-tuning) instead of VDK")
     command.add_argument("--save-model", help="install the trained model under this name in the models folder")
     command.add_argument("--models-dir", help="models folder (default: the resources' Models)")
     command.add_argument("--overwrite", action="store_true", help="replace an installed model of that name")
