@@ -163,6 +163,7 @@ def register_train_diffusion(train_subparsers: argparse._SubParsersAction) -> No
 def _run_evaluate(arguments: argparse.Namespace) -> int:
     from DosimetryCore.io.tables import write_csv, write_markdown
 
+    from .diffusion_sampling import SamplingSettings
     from .evaluation import evaluate_planar, held_out_seeds
     from .logic import load_method_model
 
@@ -171,8 +172,6 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     prior = prior_card = None
     if arguments.diffusion_model:
         prior, prior_card = load_method_model("diffusion", arguments.diffusion_model, arguments.models_dir)
-    from .diffusion_sampling import SamplingSettings
-
     sampling = SamplingSettings(steps=arguments.steps, samples=arguments.samples)
     rows, means = evaluate_planar(
         held_out_seeds(arguments.patients), model, variations=arguments.variations, epochs=arguments.epochs,

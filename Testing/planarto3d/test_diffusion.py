@@ -99,7 +99,9 @@ def test_planar_consistency_brings_the_samples_to_the_counts_with_the_total_tied
     with_consistency = planar_consistency(on.samples[0], mu, measured, spacing_mm=SPACING_MM)
     without = planar_consistency(off.samples[0], mu, measured, spacing_mm=SPACING_MM)
     assert with_consistency < 0.5 * without, (with_consistency, without)
-    for sample in (*on.samples, on.mean, off.samples[0]):
+    noisy = sample_activity(prior, measured, mu, spacing_mm=SPACING_MM,
+                            settings=SamplingSettings(steps=5, samples=1, eta=1.0))  # fmt: skip
+    for sample in (*on.samples, on.mean, off.samples[0], noisy.samples[0]):
         assert sample.dtype == np.float32 and sample.min() >= 0.0
         projected = data.planar_images(sample, mu, spacing_mm=SPACING_MM).sum()
         assert projected == pytest.approx(float(measured.sum()), rel=1e-4)

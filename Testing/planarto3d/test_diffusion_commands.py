@@ -103,7 +103,7 @@ def test_train_planar3d_diffusion_and_evaluate_with_diffusion_rows(case, prior_d
         assert float(means[method]["wall_time_s"]) > 0
 
 
-def test_logic_reconstructs_with_diffusion_into_an_uncertainty_node(scene, case, prior_dir):
+def test_logic_trains_a_patient_prior_and_reconstructs_into_an_uncertainty_node(scene, case, prior_dir, tmp_path):
     _, files, _ = case
     anterior, posterior, _ = logic.import_planar(scene, [str(files["planar"])])
     ct = mrml.add_volume_node(scene, io.read_image(files["ct"]), "CT")
@@ -113,8 +113,12 @@ def test_logic_reconstructs_with_diffusion_into_an_uncertainty_node(scene, case,
 
     seg = mrml.add_segmentation_node(scene, labels, label_names(labels), "organs")
     before = slicer.util.arrayFromVolume(pet).copy()
+    folder = logic.train_patient_model(anterior, posterior, ct, pet, seg, tmp_path / "patient", method="diffusion",
+                                       model_name=PRIOR, models_dir=prior_dir, variations=2, epochs=1)  # fmt: skip
+    card = models.read_card(logic.PATIENT_MODEL, folder.parent)
+    assert card["fine_tuned_from"]["generic_model"] == PRIOR and "diffusion" in card["method"]
     volume, table, uncertainty = logic.reconstruct_volume(anterior, posterior, ct, pet, seg, 9.5, method="diffusion",
-                                                          model_name=PRIOR, models_dir=prior_dir, samples=2,
+                                                          patient_model_dir=folder.parent, samples=2,
                                                           steps=2)  # fmt: skip
     spread = slicer.util.arrayFromVolume(uncertainty)
     assert spread.shape == slicer.util.arrayFromVolume(ct).shape and spread.max() > 0
