@@ -1,8 +1,9 @@
 """PlanarTo3D Slicer module: 3D 177Lu activity from anterior/posterior planar scintigraphy.
 
 Imports a planar ANT/POST acquisition (NM DICOM) as volumes and a counts table; with the patient's pre-therapy
-PET/CT and organ segmentation, trains the patient-specific ResUNet (Lopez-Montes et al.) and reconstructs the 3D
-activity, with a per-organ table that sets the conjugate-view estimate beside it.
+PET/CT and organ segmentation, trains the patient-specific ResUNet (Lopez-Montes et al.) or slice diffusion prior and
+reconstructs the 3D activity, with a per-organ table that sets the conjugate-view estimate beside it; the diffusion
+method adds a per-voxel uncertainty map and each organ's spread.
 """
 
 from typing import Annotated
@@ -21,8 +22,12 @@ from slicer.ScriptedLoadableModule import (
 from DeepDosimetryCore import DeepDosimetryWidgetMixin, installedModels
 
 DEFAULT_MODEL = "planar3d-resunet"
-MODEL_CHOICES = installedModels("planar3d") or [DEFAULT_MODEL]
-"""The installed generic PlanarTo3D models (the default name when none is installed: Reconstruct then says so)."""
+DEFAULT_DIFFUSION_MODEL = "planar3d-diffusion"
+METHODS = {"ResUNet": "resunet", "Diffusion": "diffusion"}
+DIFFUSION_CHOICES = installedModels(DEFAULT_DIFFUSION_MODEL) or [DEFAULT_DIFFUSION_MODEL]
+MODEL_CHOICES = [name for name in installedModels("planar3d") if name not in DIFFUSION_CHOICES] or [DEFAULT_MODEL]
+"""The installed generic PlanarTo3D ResUNets and diffusion priors (the default name when none is installed:
+Reconstruct then says so)."""
 
 
 class PlanarTo3D(ScriptedLoadableModule):
@@ -39,9 +44,11 @@ class PlanarTo3D(ScriptedLoadableModule):
             "acquisition: each view becomes a coronal one-slice volume of counts (the posterior mirrored into the "
             "anterior orientation) and a table gives total counts, frame duration and count rate. In '3D "
             "activity', with the pre-therapy PET/CT and the organs: 'Train patient model' fine-tunes the generic "
-            "ResUNet on variations of the patient's PET (resumable), 'Reconstruct' writes the 3D activity (Bq/mL) "
-            "on the CT grid, tied to the measured counts, and a table of organ activities beside the "
-            "conjugate-view estimates."
+            "ResUNet (or, with the method Diffusion, the slice diffusion prior) on variations of the patient's PET "
+            "(resumable), 'Reconstruct' writes the 3D activity (Bq/mL) on the CT grid, tied to the measured counts, "
+            "and a table of organ activities beside the conjugate-view estimates. The method Diffusion samples the "
+            "prior several times consistently with the planar images: the activity is the samples' mean, the "
+            "uncertainty volume their per-voxel standard deviation, and the table gives each organ's spread."
         )
         self.parent.acknowledgementText = _("Method: Lopez-Montes et al., patient-specific AI for 3D dosimetry.")
 
@@ -59,11 +66,15 @@ class PlanarTo3DParameterNode:
     organSegmentation: vtkMRMLSegmentationNode
     sensitivityCpsPerMBq: Annotated[float, WithinRange(0.01, 1000.0)] = 9.5
     modelName: Annotated[str, Choice(MODEL_CHOICES)] = MODEL_CHOICES[0]
+    method: Annotated[str, Choice(list(METHODS))] = "ResUNet"
+    diffusionModelName: Annotated[str, Choice(DIFFUSION_CHOICES)] = DIFFUSION_CHOICES[0]
+    samples: Annotated[int, WithinRange(1, 64)] = 4
     patientModelFolder: str = ""
     variations: Annotated[int, WithinRange(2, 1000)] = 100
     epochs: Annotated[int, WithinRange(1, 100)] = 4
     activityVolume: vtkMRMLScalarVolumeNode
     organTable: vtkMRMLTableNode
+    uncertaintyVolume: vtkMRMLScalarVolumeNode
 
 
 class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
@@ -87,6 +98,12 @@ class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
     def patientFolder(self) -> str:
         return self._parameterNode.patientModelFolder.strip()
 
+    def methodAndModel(self) -> tuple[str, str]:
+        """The chosen method ("resunet" or "diffusion") and its generic model."""
+        parameters = self._parameterNode
+        method = METHODS[parameters.method]
+        return method, parameters.diffusionModelName if method == "diffusion" else parameters.modelName
+
     def missingPatientInputs(self) -> str:
         parameters = self._parameterNode
         for node, message in (
@@ -107,9 +124,10 @@ class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
 
     def onTrainButton(self) -> None:
         parameters = self._parameterNode
+        method, model = self.methodAndModel()
         folder = self.runWithProgress(
             lambda progress: self.logic.trainPatientModel(
-                *self.patientNodes(), self.patientFolder(), modelName=parameters.modelName,
+                *self.patientNodes(), self.patientFolder(), modelName=model, method=method,
                 variations=parameters.variations, epochs=parameters.epochs, progress=progress,
             ),
         )  # fmt: skip
@@ -121,15 +139,19 @@ class PlanarTo3DWidget(DeepDosimetryWidgetMixin, ScriptedLoadableModuleWidget):
 
         parameters = self._parameterNode
         folder = self.patientFolder()
+        method, model = self.methodAndModel()
         outputs = self.runWithProgress(
             lambda progress: self.logic.reconstruct(
-                *self.patientNodes(), parameters.sensitivityCpsPerMBq, modelName=parameters.modelName,
-                patientModelFolder=folder if folder and os.path.isdir(folder) else None,
-                activityVolume=parameters.activityVolume, organTable=parameters.organTable, progress=progress,
+                *self.patientNodes(), parameters.sensitivityCpsPerMBq, modelName=model, method=method,
+                patientModelFolder=folder if folder and os.path.isdir(folder) else None, samples=parameters.samples,
+                activityVolume=parameters.activityVolume, organTable=parameters.organTable,
+                uncertaintyVolume=parameters.uncertaintyVolume, progress=progress,
             ),
         )  # fmt: skip
         if outputs is not None:
-            parameters.activityVolume, parameters.organTable = outputs
+            parameters.activityVolume, parameters.organTable = outputs[:2]
+            if outputs[2] is not None:
+                parameters.uncertaintyVolume = outputs[2]
             slicer.util.setSliceViewerLayers(background=parameters.ctVolume, foreground=outputs[0],
                                              foregroundOpacity=0.5, fit=True)  # fmt: skip
 
@@ -180,27 +202,33 @@ class PlanarTo3DLogic(ScriptedLoadableModuleLogic):
 
 
     def trainPatientModel(self, anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation, folder,
-                          modelName=DEFAULT_MODEL, variations=100, epochs=4, progress=None):  # fmt: skip
-        """Fine-tune the generic ``modelName`` on ``variations`` variations of the patient's PET (within its CT and
-        organs, at the measured count level) into ``folder``; resumes an interrupted run. Returns the folder of
-        the saved patient model (weights and card)."""
+                          modelName=None, method="resunet", variations=100, epochs=4, progress=None):  # fmt: skip
+        """Fine-tune the generic ``modelName`` of ``method`` ("resunet" or "diffusion"; default: the method's
+        generic model) on ``variations`` variations of the patient's PET (within its CT and organs, at the
+        measured count level) into ``folder``; resumes an interrupted run. Returns the folder of the saved patient
+        model (weights and card)."""
         from PlanarTo3DLib.logic import train_patient_model
 
         nodes = (anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation)
-        return train_patient_model(*nodes, folder, model_name=modelName, variations=variations, epochs=epochs,
-                                   progress=progress)
+        return train_patient_model(*nodes, folder, method=method, model_name=modelName, variations=variations,
+                                   epochs=epochs, progress=progress)  # fmt: skip
 
     def reconstruct(self, anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation,
-                    sensitivityCpsPerMBq, modelName=DEFAULT_MODEL, patientModelFolder=None, activityVolume=None,
-                    organTable=None, progress=None):  # fmt: skip
-        """3D activity (Bq/mL, CT grid) and the organ table (with the conjugate-view estimate); the patient model
-        of ``patientModelFolder`` when given, else the generic ``modelName``. Returns ``(activityVolume,
-        organTable)``; inputs are never modified, invalid input raises a ValueError and nothing is written."""
+                    sensitivityCpsPerMBq, modelName=None, method="resunet", patientModelFolder=None, samples=4,
+                    activityVolume=None, organTable=None, uncertaintyVolume=None, progress=None):  # fmt: skip
+        """3D activity (Bq/mL, CT grid) and the organ table (with the conjugate-view estimate) by ``method``
+        ("resunet" or "diffusion": the mean of ``samples`` samples, their standard deviation in the uncertainty
+        volume and each organ's spread in the table); the patient model of ``patientModelFolder`` when given, else
+        the generic ``modelName`` (default: the method's). Returns ``(activityVolume, organTable,
+        uncertaintyVolume or None)``; inputs are never modified, invalid input raises a ValueError and nothing is
+        written."""
         from PlanarTo3DLib.logic import reconstruct_volume
 
         return reconstruct_volume(anteriorVolume, posteriorVolume, ctVolume, petVolume, organSegmentation,
-                                  sensitivityCpsPerMBq, model_name=modelName, patient_model_dir=patientModelFolder,
-                                  output_volume=activityVolume, output_table=organTable, progress=progress)  # fmt: skip
+                                  sensitivityCpsPerMBq, method=method, model_name=modelName,
+                                  patient_model_dir=patientModelFolder, samples=samples, output_volume=activityVolume,
+                                  output_table=organTable, output_uncertainty=uncertaintyVolume,
+                                  progress=progress)  # fmt: skip
 
 
 class PlanarTo3DTest(ScriptedLoadableModuleTest):

@@ -175,6 +175,20 @@ SECTIONS = {
                 selector("Organ table:", "organTableSelector", "organTable", "vtkMRMLTableNode", True, True,
                          "Table node to receive each organ's activity, mean concentration and the conjugate-view "
                          "activity beside it."),
+                combo_box("Method:", "methodComboBox", "method",
+                          "ResUNet: the supervised network (Lopez-Montes et al.). Diffusion: samples of a slice "
+                          "diffusion prior kept consistent with the planar images (DDS); their mean is the activity, "
+                          "their standard deviation the uncertainty."),
+                combo_box("Diffusion prior:", "diffusionModelComboBox", "diffusionModelName",
+                          "The installed generic slice diffusion prior (method Diffusion, when no patient model is "
+                          "given)."),
+                spin_box("Diffusion samples:", "samplesSpinBox", "samples",
+                         "Method Diffusion: samples K (about half a minute each on one CPU thread); their spread gives "
+                         "the uncertainty volume and each organ's spread."),
+                selector("Uncertainty volume:", "uncertaintyVolumeSelector", "uncertaintyVolume",
+                         "vtkMRMLScalarVolumeNode", True, True,
+                         "Method Diffusion: volume node to receive the per-voxel standard deviation of the samples "
+                         "(Bq/mL) on the CT grid."),
             ],
             (("trainButton", "Train patient model",
               "Fine-tune the generic model on variations of the patient's PET into the patient model folder "

@@ -1,5 +1,6 @@
-"""Held-out evaluation of PlanarTo3D (``evaluate-planar``): generic and patient-specific ResUNet against the
-conjugate-view method, on virtual patients whose pre-therapy PET differs from their post-therapy truth.
+"""Held-out evaluation of PlanarTo3D (``evaluate-planar``): generic and patient-specific ResUNet (and, given a slice
+diffusion prior, generic and patient-specific diffusion: the mean of its samples) against the conjugate-view
+method, on virtual patients whose pre-therapy PET differs from their post-therapy truth.
 
 Per held-out virtual patient (seeds not used in training): the post-therapy 177Lu truth (the project's torso
 phantom), a pre-therapy PET unlike it (:func:`PlanarTo3DLib.data.pre_therapy_pet`), the measured anterior and
@@ -33,6 +34,9 @@ from DosimetryCore.phantoms import LABELS
 
 from .data import DEFAULT_CAMERA, GRID_SPACING_MM, PlanarCamera, mu_map, planar_images, pre_therapy_pet
 from .datasets import virtual_patient
+from .diffusion import SlicePrior
+from .diffusion_sampling import DEFAULT_SAMPLING, SamplingSettings, sample_activity
+from .diffusion_train import fine_tune_prior
 from .network import ResUNet3D
 from .reconstruct import planar_consistency, reconstruct
 from .train import FINE_TUNE_DEFAULTS, fine_tune
@@ -85,10 +89,14 @@ def evaluate_patient(
     camera: PlanarCamera = DEFAULT_CAMERA,
     variations: int = FINE_TUNE_DEFAULTS["variations"],
     epochs: int = FINE_TUNE_DEFAULTS["epochs"],
+    prior: SlicePrior | None = None,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows (one per method) of one held-out virtual patient."""
+    """The rows (one per method) of one held-out virtual patient; with ``prior`` also the generic and the
+    patient-specific (fine-tuned with the same ``variations`` and ``epochs``) diffusion rows, each the mean of
+    ``sampling.samples`` samples, its wall time including the fine-tuning."""
     report = progress or no_progress
     patient = virtual_patient(seed)
     rng = np.random.default_rng(seed + 7)
@@ -108,9 +116,12 @@ def evaluate_patient(
         started = time.perf_counter()
         specific, _ = fine_tune(generic, pet, hu, labels, float(measured.sum()), folder, variations=variations,
                                 epochs=epochs, seed=seed, camera=camera, device=device,
-                                progress=sub_progress(report, 0.05, 0.95))  # fmt: skip
+                                progress=sub_progress(report, 0.05, 0.5 if prior is not None else 0.95))  # fmt: skip
         estimates["ResUNet patient-specific"] = reconstruct(specific, measured, mu, camera=camera, device=device)
         times["ResUNet patient-specific"] = time.perf_counter() - started
+    if prior is not None:
+        estimates |= _diffusion_estimates(prior, pet, hu, labels, measured, mu, seed, variations, epochs, sampling,
+                                          camera, device, times, sub_progress(report, 0.5, 0.95))  # fmt: skip
     for method, estimate in estimates.items():
         rows.append({
             "patient_seed": seed, "tracer": patient["tracer"], "method": method, **image_row(estimate, truth, body),
@@ -130,21 +141,50 @@ def evaluate_patient(
     return rows
 
 
+def _diffusion_estimates(
+    prior: SlicePrior, pet, hu, labels, measured, mu, seed: int, variations: int, epochs: int,
+    sampling: SamplingSettings, camera: PlanarCamera, device: str | None, times: dict[str, float],
+    progress: ProgressCallback,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """The generic and the patient-specific diffusion estimates (means of the samples); their wall times go into
+    ``times``."""
+    estimates = {}
+    started = time.perf_counter()
+    estimates["diffusion generic"] = sample_activity(
+        prior, measured, mu, camera=camera, settings=sampling, device=device, progress=sub_progress(progress, 0.0, 0.3)
+    ).mean
+    times["diffusion generic"] = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="planar3d-diffusion-") as folder:
+        started = time.perf_counter()
+        specific, _ = fine_tune_prior(prior, pet, hu, labels, float(measured.sum()), folder, variations=variations,
+                                      epochs=epochs, seed=seed, camera=camera, device=device,
+                                      progress=sub_progress(progress, 0.3, 0.7))  # fmt: skip
+        estimates["diffusion patient-specific"] = sample_activity(
+            specific, measured, mu, camera=camera, settings=sampling, device=device,
+            progress=sub_progress(progress, 0.7, 1.0),
+        ).mean  # fmt: skip
+        times["diffusion patient-specific"] = time.perf_counter() - started
+    return estimates
+
+
 def evaluate_planar(
     seeds: Sequence[int],
     generic: ResUNet3D,
     *,
     variations: int = FINE_TUNE_DEFAULTS["variations"],
     epochs: int = FINE_TUNE_DEFAULTS["epochs"],
+    prior: SlicePrior | None = None,
+    sampling: SamplingSettings = DEFAULT_SAMPLING,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows of every held-out patient and the per-method means."""
+    """Rows of every held-out patient and the per-method means (diffusion rows when ``prior`` is given)."""
     report = progress or no_progress
     rows: list[dict[str, Any]] = []
     for index, seed in enumerate(seeds):
         part = sub_progress(report, index / len(seeds), (index + 1) / len(seeds))
-        rows += evaluate_patient(seed, generic, variations=variations, epochs=epochs, device=device, progress=part)
+        rows += evaluate_patient(seed, generic, variations=variations, epochs=epochs, prior=prior, sampling=sampling,
+                                 device=device, progress=part)  # fmt: skip
     means = []
     for method in dict.fromkeys(row["method"] for row in rows):
         mine = [row for row in rows if row["method"] == method]

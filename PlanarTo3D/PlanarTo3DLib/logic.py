@@ -65,7 +65,33 @@ def import_planar(
 
 PATIENT_MODEL = "patient-model"
 """The name of a patient model inside its folder."""
-ORGAN_TABLE_UNITS = {"volume_ml": "mL", "activity_MBq": "MBq", "mean_Bq_per_mL": "Bq/mL", "conjugate_view_MBq": "MBq"}
+ORGAN_TABLE_UNITS = {"volume_ml": "mL", "activity_MBq": "MBq", "mean_Bq_per_mL": "Bq/mL", "conjugate_view_MBq": "MBq",
+                     "activity_sd_MBq": "MBq"}  # fmt: skip
+DEFAULT_MODELS = {"resunet": "planar3d-resunet", "diffusion": "planar3d-diffusion"}
+"""The generic model of each method: the supervised ResUNet and the slice diffusion prior."""
+
+
+def load_method_model(method: str, name: str | None = None, folder: str | os.PathLike | None = None):
+    """``(model, card)`` of ``method`` ("resunet" or "diffusion") named ``name`` (default: the method's generic
+    model) from the models ``folder`` (default: the resources' Models); a clear ValueError when none is there."""
+    from DosimetryCore.core.resources import models_dir
+    from DosimetryCore.learning import models
+
+    if method not in DEFAULT_MODELS:
+        raise ValueError(f"method: {method!r} is not one of {', '.join(DEFAULT_MODELS)}")
+    name = name or DEFAULT_MODELS[method]
+    if method == "diffusion":
+        from .diffusion import SlicePrior
+
+        if name not in models.list_models(folder):
+            raise ValueError(
+                f"model {name!r}: no diffusion prior of that name is installed in {folder or models_dir()}; train "
+                f"one with 'deepdosimetry train planar3d-diffusion --out DIR --save-model {name}'"
+            )
+        return models.load_model(name, SlicePrior.from_config, "cpu", folder)
+    from .network import ResUNet3D
+
+    return models.load_model(name, ResUNet3D.from_config, "cpu", folder)
 
 
 def _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node):
@@ -105,38 +131,59 @@ def reconstruct_volume(
     segmentation_node,
     sensitivity_cps_per_MBq: float,
     *,
-    model_name: str = "planar3d-resunet",
+    method: str = "resunet",
+    model_name: str | None = None,
     models_dir: str | os.PathLike | None = None,
     patient_model_dir: str | os.PathLike | None = None,
+    samples: int = 4,
+    steps: int = 50,
+    seed: int = 0,
     output_volume=None,
     output_table=None,
+    output_uncertainty=None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ):
     """3D activity (Bq/mL, on the CT grid) from the planar view nodes with the pre-therapy PET/CT and the organ
-    segmentation; with ``patient_model_dir`` the patient model trained there (:func:`train_patient_model`), else
-    the generic ``model_name``. Returns ``(activity node, organ table node)``; the table holds each organ's
-    activity, mean concentration and the conjugate-view activity beside it. Inputs are never changed."""
-    from DosimetryCore.learning import models
-
-    from .network import ResUNet3D
-    from .patient import camera_for, planar_to_3d
+    segmentation, by ``method`` ("resunet" or "diffusion"); with ``patient_model_dir`` the patient model trained
+    there (:func:`train_patient_model`), else the generic ``model_name`` (default: the method's). Diffusion draws
+    ``samples`` samples of ``steps`` DDIM steps (seeds ``seed``, ``seed + 1``, ...): the activity is their mean,
+    the uncertainty node their per-voxel standard deviation (Bq/mL) and the table adds each organ's spread
+    (``activity_sd_MBq``). Returns ``(activity node, organ table node, uncertainty node or None)``; the table holds
+    each organ's activity, mean concentration and the conjugate-view activity beside it. Inputs are never
+    changed."""
+    from .patient import camera_for
 
     report = progress or no_progress
     inputs = {"anterior": anterior_node, "posterior": posterior_node, "CT": ct_node, "PET": pet_node}
     mrml.check_output_nodes(inputs, output_volume, output_table)
+    mrml.check_output_nodes({**inputs, "activity output": output_volume}, output_uncertainty)
     views, ct, pet, labels, names = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node,
                                                     segmentation_node)  # fmt: skip
     folder, name = (patient_model_dir, PATIENT_MODEL) if patient_model_dir else (models_dir, model_name)
-    model, card = models.load_model(name, ResUNet3D.from_config, "cpu", folder)
+    model, card = load_method_model(method, name, folder)
     camera = camera_for(sensitivity_cps_per_MBq, views[0][2])
-    model_record = {"model": name, "model_sha256": card["weights_sha256"]}
-    result = planar_to_3d(views[0][0], views[1][0], views[0][1], ct, pet, labels, names, model, camera=camera,
-                          model_record=model_record, device=device, progress=report)  # fmt: skip
+    model_record = {"model": card["name"], "model_sha256": card["weights_sha256"]}
+    arguments = (views[0][0], views[1][0], views[0][1], ct, pet, labels, names, model)
     scene = ct_node.GetScene()
-    output_volume = mrml.volume_into(output_volume, scene, result.activity, f"{anterior_node.GetName()} PlanarTo3D")
-    output_table = mrml.table_into(output_table, scene, result.rows, "PlanarTo3D organs", ORGAN_TABLE_UNITS)
-    return output_volume, output_table
+    base = anterior_node.GetName()
+    uncertainty = None
+    if method == "diffusion":
+        from .diffusion_patient import planar_to_3d_diffusion
+        from .diffusion_sampling import SamplingSettings
+
+        sampling = SamplingSettings(steps=steps, samples=samples, seed=seed)
+        result = planar_to_3d_diffusion(*arguments, camera=camera, sampling=sampling, model_record=model_record,
+                                        device=device, progress=report)  # fmt: skip
+        uncertainty = mrml.volume_into(output_uncertainty, scene, result.uncertainty, f"{base} PlanarTo3D SD")
+    else:
+        from .patient import planar_to_3d
+
+        result = planar_to_3d(*arguments, camera=camera, model_record=model_record, device=device, progress=report)
+    output_volume = mrml.volume_into(output_volume, scene, result.activity, f"{base} PlanarTo3D")
+    units = {column: unit for column, unit in ORGAN_TABLE_UNITS.items() if column in result.rows[0]}
+    output_table = mrml.table_into(output_table, scene, result.rows, "PlanarTo3D organs", units)
+    return output_volume, output_table, uncertainty
 
 
 def train_patient_model(
@@ -147,24 +194,27 @@ def train_patient_model(
     segmentation_node,
     folder: str | os.PathLike,
     *,
-    model_name: str = "planar3d-resunet",
+    method: str = "resunet",
+    model_name: str | None = None,
     models_dir: str | os.PathLike | None = None,
     variations: int = 100,
     epochs: int = 4,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ):
-    """Fine-tune the generic model on the patient's PET variations (measured count level) into ``folder``
-    (checkpoints there: an interrupted run resumes), and save it there as :data:`PATIENT_MODEL` with its card."""
+    """Fine-tune the generic model of ``method`` ("resunet" or "diffusion": the slice prior) on the patient's PET
+    variations (measured count level) into ``folder`` (checkpoints there: an interrupted run resumes), and save it
+    there as :data:`PATIENT_MODEL` with its card."""
     from DosimetryCore.learning import models
 
-    from .network import ResUNet3D
     from .patient import camera_for, fine_tune_patient, patient_card_fields, patient_on_grid
 
     views, ct, pet, labels, _ = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node)
-    generic, card = models.load_model(model_name, ResUNet3D.from_config, "cpu", models_dir)
+    generic, card = load_method_model(method, model_name, models_dir)
     camera = camera_for(1.0, views[0][2])  # the variations are scaled to the measured counts: no sensitivity needed
     patient = patient_on_grid(views[0][0], views[1][0], views[0][1], ct, pet, labels, camera)
+    if method == "diffusion":
+        from .diffusion_patient import fine_tune_patient_prior as fine_tune_patient
     model, summary = fine_tune_patient(generic, patient, folder, variations=variations, epochs=epochs, camera=camera,
                                        device=device, progress=progress)  # fmt: skip
     return models.save_model(model, PATIENT_MODEL, patient_card_fields(card, summary), folder, overwrite=True)

@@ -150,22 +150,36 @@ def planar_to_3d(
     activity = reconstruct(model, alignment.counts, patient.mu, camera=camera, device=device)
     consistency = planar_consistency(activity, patient.mu, alignment.counts, camera)
     rows = organ_rows(activity, alignment.counts, patient.mu, patient.labels, names, camera)
-    grid = network_grid(ct)
-    on_grid = set_unit(image_from_array(activity, grid), "Bq/mL", "activity concentration")
-    back = with_total_of(resample_to(on_grid, ct, "linear", default_value=0.0), on_grid)
+    back = onto_ct(activity, ct)
     stamp(back, {
         "method": "PlanarTo3D ResUNet (Lopez-Montes et al.)" + (", patient-specific" if summary else ""),
-        **(model_record or {}), "camera": {"sensitivity_cps_per_MBq": camera.sensitivity_cps_per_MBq,
-                                           "frame_duration_s": camera.time_s, "collimator": camera.collimator},
+        **(model_record or {}), **measurement_record(camera, alignment, consistency),
+    })  # fmt: skip
+    report(1.0, "PlanarTo3D done")
+    return PlanarResult(back, activity, rows, alignment, consistency, model, summary)
+
+
+def onto_ct(values: np.ndarray, ct: sitk.Image, *, keep_total: bool = True,
+            quantity: str = "activity concentration") -> sitk.Image:  # fmt: skip
+    """Values in Bq/mL on the network grid of ``ct`` (z, y, x) resampled onto the CT grid, their total kept unless
+    ``keep_total`` is false (a standard deviation map)."""
+    on_grid = set_unit(image_from_array(values, network_grid(ct)), "Bq/mL", quantity)
+    back = resample_to(on_grid, ct, "linear", default_value=0.0)
+    return set_unit(with_total_of(back, on_grid) if keep_total else back, "Bq/mL", quantity)
+
+
+def measurement_record(camera: PlanarCamera, alignment: PlanarAlignment, consistency: float) -> dict[str, Any]:
+    """The provenance every PlanarTo3D output shares: the camera, the placing of the planar images, the planar
+    consistency and how the total is tied to the counts."""
+    return {
+        "camera": {"sensitivity_cps_per_MBq": camera.sensitivity_cps_per_MBq, "frame_duration_s": camera.time_s,
+                   "collimator": camera.collimator},
         "alignment": {"translation_mm": list(alignment.translation_mm), "rotation_deg": alignment.rotation_deg,
                       "correlation_before": alignment.correlation_before,
                       "correlation_after": alignment.correlation_after},
         "planar_consistency": consistency,
         "total": "scaled so that the projection has the measured anterior + posterior counts",
-    })  # fmt: skip
-    report(1.0, "PlanarTo3D done")
-    return PlanarResult(set_unit(back, "Bq/mL", "activity concentration"), activity, rows, alignment, consistency,
-                        model, summary)  # fmt: skip
+    }  # fmt: skip
 
 
 def organ_rows(

@@ -32,8 +32,9 @@ def test_train_patient_model_then_reconstruct(scene, case, tmp_path):
                                              variations=2, epochs=1)  # fmt: skip
     card = models.read_card(logic.PATIENT_MODEL, tmp_path / "patient")
     assert model_folder.name == logic.PATIENT_MODEL and card["fine_tuned_from"]["generic_model"] == "planar3d-test"
-    volume, table = logic.reconstruct_volume(anterior, posterior, ct, pet, seg, 9.5,
-                                             patient_model_dir=tmp_path / "patient")  # fmt: skip
+    volume, table, uncertainty = logic.reconstruct_volume(anterior, posterior, ct, pet, seg, 9.5,
+                                                          patient_model_dir=tmp_path / "patient")  # fmt: skip
+    assert uncertainty is None
     activity = slicer.util.arrayFromVolume(volume)
     assert activity.shape == slicer.util.arrayFromVolume(ct).shape and activity.min() >= 0 and activity.sum() > 0
     rows = mrml.rows_from_table_node(table)

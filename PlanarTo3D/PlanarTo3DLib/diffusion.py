@@ -1,0 +1,157 @@
+"""The slice prior of PlanarTo3D's diffusion path: a 2D denoising diffusion model of axial activity slices.
+
+A MONAI ``DiffusionModelUNet`` predicts the noise added to an axial slice (y, x) of activity (epsilon
+prediction), optionally conditioned on the patient's attenuation slice as a second input channel. Training draws
+the noise level from MONAI's ``DDPMScheduler``; sampling (:mod:`PlanarTo3DLib.diffusion_sampling`) steps with its
+``DDIMScheduler`` over the same linear beta schedule.
+
+Units. Activity is in the network units of :mod:`PlanarTo3DLib.data` (share of the volume's total x
+``ACTIVITY_SCALE``). The diffusion model sees the fixed linear map ``value = DIFFUSION_SCALE x share +
+DIFFUSION_OFFSET``: no activity at -1, the body's typical share (0.1-0.2 on the CPU grid) at about -0.7, organs and
+lesions above 1 (not clipped: the sampler's schedule does not clip either). The attenuation channel is mu (1/cm)
+x ``MU_SCALE``, as the ResUNet's.
+
+Tensors are (batch, channel, y, x), y the antero-posterior axis. Any slice size works: slices are padded with
+zeros to multiples of ``2 ** (levels - 1)`` (:func:`pad_to_multiple`) and cropped back (:func:`crop_to`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+DIFFUSION_SCALE = 2.0
+DIFFUSION_OFFSET = -1.0
+DEFAULT_CHANNELS = (16, 32, 64)
+"""Feature maps per level of the CPU model (MONAI's default is 32, 64, 64, 64 with attention)."""
+TRAIN_TIMESTEPS = 1000
+SCHEDULE = "linear_beta"
+
+
+def to_diffusion(share: torch.Tensor) -> torch.Tensor:
+    """Activity share (network units) -> the diffusion model's values."""
+    return share * DIFFUSION_SCALE + DIFFUSION_OFFSET
+
+
+def from_diffusion(values: torch.Tensor) -> torch.Tensor:
+    """The diffusion model's values -> activity share (network units); the inverse of :func:`to_diffusion`."""
+    return (values - DIFFUSION_OFFSET) / DIFFUSION_SCALE
+
+
+def pad_to_multiple(slices: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad (B, C, Y, X) at the far edges of y and x to multiples of ``multiple``; returns the padded tensor and
+    the original (Y, X)."""
+    if slices.ndim != 4:
+        raise ValueError(f"slices: expected (batch, channel, y, x), got shape {tuple(slices.shape)}")
+    size = (int(slices.shape[-2]), int(slices.shape[-1]))
+    pad_y, pad_x = (-size[0]) % multiple, (-size[1]) % multiple
+    return nn.functional.pad(slices, (0, pad_x, 0, pad_y)), size
+
+
+def crop_to(slices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, Y', X') cropped to (B, C, Y, X) = ``size``: the inverse of :func:`pad_to_multiple`."""
+    return slices[..., : size[0], : size[1]]
+
+
+def _groups(channels: Sequence[int]) -> int:
+    """GroupNorm groups: the largest of 8, 4, 2, 1 dividing every level's channels."""
+    return next(g for g in (8, 4, 2, 1) if all(c % g == 0 for c in channels))
+
+
+class SlicePrior(nn.Module):
+    """Noise-predicting 2D diffusion UNet of axial activity slices (MONAI's DiffusionModelUNet).
+
+    Args:
+        channels: feature maps per level (two or more); attention only in the UNet's middle block.
+        num_res_blocks: residual blocks per level.
+        ct_conditioning: take the attenuation slice (mu x MU_SCALE) as a second input channel.
+    Shapes:
+        forward(noisy (B, 1, Y, X), timesteps (B,), mu (B, 1, Y, X) or None) -> predicted noise (B, 1, Y, X).
+    """
+
+    def __init__(
+        self, channels: Sequence[int] = DEFAULT_CHANNELS, num_res_blocks: int = 1, ct_conditioning: bool = False
+    ) -> None:
+        super().__init__()
+        from monai.networks.nets import DiffusionModelUNet
+
+        channels = tuple(int(c) for c in channels)
+        if len(channels) < 2 or num_res_blocks < 1:
+            raise ValueError(f"channels: need two or more levels and num_res_blocks >= 1, got {channels}")
+        self.channels, self.num_res_blocks, self.ct_conditioning = channels, int(num_res_blocks), bool(ct_conditioning)
+        self.unet = DiffusionModelUNet(
+            spatial_dims=2, in_channels=2 if ct_conditioning else 1, out_channels=1, num_res_blocks=num_res_blocks,
+            channels=channels, attention_levels=(False,) * len(channels), norm_num_groups=_groups(channels),
+            num_head_channels=channels[-1],
+        )  # fmt: skip
+
+    @property
+    def multiple(self) -> int:
+        """Slice sides are padded to multiples of this."""
+        return 2 ** (len(self.channels) - 1)
+
+    @property
+    def config(self) -> dict:
+        return {"architecture": "SliceDiffusionUNet", "channels": list(self.channels),
+                "num_res_blocks": self.num_res_blocks, "ct_conditioning": self.ct_conditioning,
+                "train_timesteps": TRAIN_TIMESTEPS, "schedule": SCHEDULE, "prediction": "epsilon",
+                "diffusion_scale": DIFFUSION_SCALE, "diffusion_offset": DIFFUSION_OFFSET}  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict) -> SlicePrior:
+        if config.get("architecture") != "SliceDiffusionUNet":
+            raise ValueError(f"architecture: expected SliceDiffusionUNet, got {config.get('architecture')!r}")
+        return cls(config["channels"], int(config["num_res_blocks"]), bool(config["ct_conditioning"]))
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, mu: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = torch.cat([noisy, mu], dim=1) if self.ct_conditioning else noisy
+        padded, size = pad_to_multiple(inputs, self.multiple)
+        return crop_to(self.unet(padded, timesteps), size)
+
+
+def training_scheduler():
+    """MONAI's DDPM scheduler of the prior's training (1000 steps, linear betas, no clipping)."""
+    from monai.networks.schedulers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, schedule=SCHEDULE, clip_sample=False)
+
+
+def sampling_scheduler(steps: int):
+    """MONAI's DDIM scheduler over the training schedule, set to ``steps`` steps (no clipping)."""
+    from monai.networks.schedulers import DDIMScheduler
+
+    if not 1 <= steps <= TRAIN_TIMESTEPS:
+        raise ValueError(f"steps: expected 1 to {TRAIN_TIMESTEPS} DDIM steps, got {steps}")
+    scheduler = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, schedule=SCHEDULE, clip_sample=False)
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+class NoisePrediction(nn.Module):
+    """The prior as the shared training loop sees it: ``forward(slices)`` draws a timestep and Gaussian noise per
+    slice (from torch's generator, which the loop seeds every epoch), noises the slice and returns the predicted
+    and the drawn noise stacked as channels (B, 2, Y, X); :func:`noise_loss` compares them.
+
+    ``slices`` (B, C, Y, X): channel 0 the clean slice in diffusion values, channel 1 the attenuation when the
+    prior is conditioned on it.
+    """
+
+    def __init__(self, prior: SlicePrior) -> None:
+        super().__init__()
+        self.prior = prior
+        self.scheduler = training_scheduler()
+
+    def forward(self, slices: torch.Tensor) -> torch.Tensor:
+        clean = slices[:, :1]
+        noise = torch.randn_like(clean)
+        timesteps = torch.randint(0, TRAIN_TIMESTEPS, (len(slices),), device=slices.device)
+        noisy = self.scheduler.add_noise(clean, noise, timesteps)
+        mu = slices[:, 1:2] if self.prior.ct_conditioning else None
+        return torch.cat([self.prior(noisy, timesteps, mu), noise], dim=1)
+
+
+def noise_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between predicted and drawn noise (``target`` is unused: the noise is drawn inside)."""
+    return nn.functional.mse_loss(output[:, 0], output[:, 1])

@@ -1,0 +1,139 @@
+"""PlanarTo3D's diffusion path on tiny grids: the slice prior's padding, the planar consistency step (TV along z not
+circular), and DDS sampling (consistency with the counts, non-negativity, the total tied to the counts, and an
+uncertainty map that follows where the planar images leave the depth open). The priors are small and untrained:
+what is tested is the sampler and the physics around it, not a learnt anatomy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from DosimetryCore.imaging.projection import PlanarProjector
+from PlanarTo3DLib import data
+from PlanarTo3DLib.consistency import (
+    ConsistencySettings,
+    PlanarConsistency,
+    z_differences,
+    z_differences_adjoint,
+)
+from PlanarTo3DLib.diffusion import (
+    NoisePrediction,
+    SlicePrior,
+    crop_to,
+    from_diffusion,
+    noise_loss,
+    pad_to_multiple,
+    to_diffusion,
+)
+from PlanarTo3DLib.diffusion_sampling import SamplingSettings, organ_spread, sample_activity
+from PlanarTo3DLib.reconstruct import planar_consistency
+
+SPACING_MM = data.GRID_SPACING_MM
+SHAPE = (10, 16, 14)
+"""A tiny grid (z, y, x): 96 x 154 x 134 mm at 9.6 mm."""
+
+
+def _tiny_prior(ct_conditioning: bool = False) -> SlicePrior:
+    torch.manual_seed(0)
+    return SlicePrior((8, 16), 1, ct_conditioning)
+
+
+def _phantom(depths: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attenuating box (mu 0.15/cm) with 2 x 2 (z, x) sources at the given y indices on one antero-posterior line,
+    the same total activity whatever their number; returns (activity Bq/mL, mu 1/cm, Poisson counts (2, z, x))."""
+    mu = np.zeros(SHAPE, np.float32)
+    mu[:, 1:-1, 1:-1] = 0.15
+    activity = np.zeros(SHAPE, np.float32)
+    for depth in depths:
+        activity[4:6, depth, 5:7] = 2e5 / len(depths)
+    measured = data.planar_images(activity, mu, total_counts=4e5, seed=3, spacing_mm=SPACING_MM)
+    return activity, mu, measured
+
+
+def test_padding_round_trip_and_the_prior_keeps_any_slice_size():
+    slices = torch.randn(3, 2, 10, 13)
+    padded, size = pad_to_multiple(slices, 4)
+    assert padded.shape == (3, 2, 12, 16) and size == (10, 13)
+    assert torch.equal(crop_to(padded, size), slices) and float(padded[..., 10:, :].abs().sum()) == 0.0
+    share = torch.rand(4, 5)
+    assert torch.allclose(from_diffusion(to_diffusion(share)), share)
+    assert float(to_diffusion(torch.zeros(1))) == -1.0
+    for ct in (False, True):
+        prior = _tiny_prior(ct)
+        noisy, mu = torch.randn(5, 1, 10, 13), torch.rand(5, 1, 10, 13)
+        assert prior(noisy, torch.full((5,), 10), mu).shape == (5, 1, 10, 13)
+        assert SlicePrior.from_config(prior.config).config == prior.config
+    with torch.no_grad():
+        output = NoisePrediction(_tiny_prior()).eval()(torch.randn(2, 2, 10, 13))
+    assert output.shape == (2, 2, 10, 13) and float(noise_loss(output, torch.zeros(2))) > 0
+    with pytest.raises(ValueError, match="SliceDiffusionUNet"):
+        SlicePrior.from_config({"architecture": "ResUNet3D"})
+
+
+def test_tv_along_z_is_not_circular():
+    rng = np.random.default_rng(0)
+    volume, differences = torch.from_numpy(rng.random(SHAPE)), torch.from_numpy(rng.random((SHAPE[0] - 1, *SHAPE[1:])))
+    assert z_differences(volume).shape == differences.shape
+    assert float((z_differences(volume) * differences).sum()) == pytest.approx(
+        float((volume * z_differences_adjoint(differences)).sum())
+    )
+    shape = (24, *SHAPE[1:])  # longer than the few operator applications can spread a change along z
+    mu = np.full(shape, 0.15, np.float32)
+    projector = PlanarProjector(shape, (SPACING_MM,) * 3, 250.0, torch.from_numpy(mu))  # no axial blur
+    settings = ConsistencySettings(admm_iterations=2, cg_steps=2, tv_weight=0.05, discrepancy=0.0)  # no early stop
+    for step_slice, far_slice in ((0, -1), (-1, 0)):
+        share = torch.zeros(shape)
+        share[step_slice, 4:12, 4:10] = 1.0  # a step between the first (or last) slice and its one neighbour
+        consistent = PlanarConsistency(projector, projector.forward(share) * 1000.0, settings)(share)
+        assert float(consistent[step_slice].sum()) < float(share[step_slice].sum())  # the TV shrank the step
+        assert float(consistent[far_slice].abs().max()) == 0.0  # a circular difference would reach the other end
+
+
+def test_planar_consistency_brings_the_samples_to_the_counts_with_the_total_tied_and_no_negatives():
+    activity, mu, measured = _phantom([8])
+    prior = _tiny_prior()
+    on = sample_activity(prior, measured, mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=10, samples=2))
+    off = sample_activity(prior, measured, mu, spacing_mm=SPACING_MM,
+                          settings=SamplingSettings(steps=10, samples=1, consistency=None))  # fmt: skip
+    with_consistency = planar_consistency(on.samples[0], mu, measured, spacing_mm=SPACING_MM)
+    without = planar_consistency(off.samples[0], mu, measured, spacing_mm=SPACING_MM)
+    assert with_consistency < 0.5 * without, (with_consistency, without)
+    noisy = sample_activity(prior, measured, mu, spacing_mm=SPACING_MM,
+                            settings=SamplingSettings(steps=5, samples=1, eta=1.0))  # fmt: skip
+    for sample in (*on.samples, on.mean, off.samples[0], noisy.samples[0]):
+        assert sample.dtype == np.float32 and sample.min() >= 0.0
+        projected = data.planar_images(sample, mu, spacing_mm=SPACING_MM).sum()
+        assert projected == pytest.approx(float(measured.sum()), rel=1e-4)
+    labels = np.zeros(SHAPE, np.int32)
+    labels[4:6, :, 5:7] = 1
+    spread = organ_spread(on, labels, {1: "source line"}, SPACING_MM)["source line"]
+    assert spread["activity_MBq"] > 0 and spread["activity_sd_MBq"] >= 0
+
+
+@pytest.mark.parametrize("depths", [[8], [3, 12]], ids=["one source", "two sources on one AP line"])
+def test_uncertainty_is_where_the_planar_images_leave_the_depth_open(depths):
+    """Planar images fix the activity on lines without counts (zero, as the output is non-negative) but not the
+    depth along a line with counts: one source, or two on one antero-posterior line that the two views cannot tell
+    from one. The samples' spread must sit on the sources' line, not on the lines the data fix."""
+    activity, mu, measured = _phantom(depths)
+    samples = sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM,
+                              settings=SamplingSettings(steps=25, samples=4))  # fmt: skip
+    std = samples.std
+    on_line = std[4:6, 1:-1, 5:7].mean()
+    empty_lines = measured.max(axis=0) < 1.0
+    off_line = std.transpose(1, 0, 2)[:, empty_lines].mean()
+    assert on_line > 0 and on_line > 10 * off_line, (on_line, off_line)
+    assert std.shape == SHAPE and std.dtype == np.float32
+
+
+def test_bad_sampling_settings_are_refused():
+    with pytest.raises(ValueError, match="samples and steps"):
+        SamplingSettings(samples=0)
+    with pytest.raises(ValueError, match="consistency settings"):
+        ConsistencySettings(cg_steps=0)
+    _, mu, measured = _phantom([8])
+    with pytest.raises(ValueError, match="finite, >= 0"):
+        sample_activity(_tiny_prior(), -measured, mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=2))
+    with pytest.raises(ValueError, match="planar images"):
+        sample_activity(_tiny_prior(), measured[:, :-1], mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=2))
