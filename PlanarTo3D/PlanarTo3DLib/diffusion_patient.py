@@ -21,7 +21,7 @@ from .data import DEFAULT_CAMERA, PlanarCamera
 from .diffusion import SlicePrior
 from .diffusion_sampling import DEFAULT_SAMPLING, SamplingSettings, organ_spread, sample_activity
 from .diffusion_train import FINE_TUNE_DEFAULTS, fine_tune_prior
-from .patient import PatientGrid, measurement_record, onto_ct, organ_rows, patient_on_grid
+from .patient import fine_tune_patient, measurement_record, onto_ct, organ_rows, patient_on_grid
 from .reconstruct import planar_consistency
 
 METHOD = "PlanarTo3D diffusion (DDS sampling of a slice prior with planar consistency)"
@@ -42,18 +42,6 @@ class DiffusionResult:
     consistency: float
     model: SlicePrior
     fine_tuning: dict[str, Any] | None
-
-
-def fine_tune_patient_prior(
-    generic: SlicePrior, patient: PatientGrid, folder: str | Path, *, camera: PlanarCamera = DEFAULT_CAMERA,
-    **settings: Any,
-) -> tuple[SlicePrior, dict[str, Any]]:  # fmt: skip
-    """:func:`PlanarTo3DLib.diffusion_train.fine_tune_prior` on the patient's PET variations at its measured count
-    level, into ``folder`` (resumed when it holds a checkpoint); ``settings``: variations, epochs, seed, device,
-    progress."""
-    return fine_tune_prior(generic, patient.pet, patient.hu, patient.labels, float(patient.alignment.counts.sum()),
-                           folder, camera=camera, resume=(Path(folder) / "latest.pt").exists(),
-                           **settings)  # fmt: skip
 
 
 def planar_to_3d_diffusion(
@@ -85,9 +73,9 @@ def planar_to_3d_diffusion(
     counts = patient.alignment.counts
     model, summary = prior, None
     if fine_tune_dir is not None:
-        model, summary = fine_tune_patient_prior(prior, patient, fine_tune_dir, variations=variations, epochs=epochs,
-                                                 seed=seed, camera=camera, device=device,
-                                                 progress=sub_progress(report, 0.1, 0.6))  # fmt: skip
+        model, summary = fine_tune_patient(prior, patient, fine_tune_dir, variations=variations, epochs=epochs,
+                                           seed=seed, camera=camera, device=device, tune=fine_tune_prior,
+                                           progress=sub_progress(report, 0.1, 0.6))  # fmt: skip
     start = 0.6 if summary else 0.1
     samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, device=device,
                               progress=sub_progress(report, start, 0.95))  # fmt: skip

@@ -10,7 +10,6 @@ with a constant, lower rate. An epoch is one pass over the slices.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,12 +19,11 @@ import numpy as np
 import torch
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
-from DosimetryCore.learning.training import plot_loss_curve, result_record, seed_everything, train
+from DosimetryCore.learning.training import result_record, seed_everything, train
 
 from .data import ACTIVITY_SCALE, DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, MU_SCALE, PlanarCamera
-from .datasets import patient_samples, population_samples
+from .datasets import population_samples
 from .diffusion import (
     DEFAULT_CHANNELS,
     DIFFUSION_OFFSET,
@@ -35,6 +33,7 @@ from .diffusion import (
     noise_loss,
     to_diffusion,
 )
+from .train import patient_sets, write_training_outputs
 
 SUMMARY_FILE = "training_summary.json"
 GENERIC_DEFAULTS = {"patients": 12, "variations": 3, "val_patients": 2, "epochs": 8, "batch_size": 16, "lr": 1e-3}
@@ -122,9 +121,7 @@ def train_generic_prior(
         "versions": software_versions(),
         "command": command,
     }  # fmt: skip
-    if is_main_process():
-        plot_loss_curve(result.history, out_dir / "loss_curve.png")
-        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_training_outputs(out_dir, result.history, summary)
     return prior.cpu().eval(), summary
 
 
@@ -150,10 +147,9 @@ def fine_tune_prior(
     patient's PET within its CT (HU) and organ labels; a tenth of the variations validate. Checkpoints in
     ``out_dir`` (resumable). Returns the prior and a summary for its card."""
     report = progress or no_progress
-    inputs, targets = patient_samples(pet, hu, labels, variations, seed, total_counts, camera,
-                                      sub_progress(report, 0.0, 0.15))  # fmt: skip
-    n_val = max(1, int(round(variations * FINE_TUNE_DEFAULTS["val_share"])))
-    train_set, val_set = slices_of(inputs[n_val:], targets[n_val:]), slices_of(inputs[:n_val], targets[:n_val])
+    train_volumes, val_volumes = patient_sets(pet, hu, labels, total_counts, variations, seed, camera,
+                                              sub_progress(report, 0.0, 0.15))  # fmt: skip
+    train_set, val_set = slices_of(*train_volumes), slices_of(*val_volumes)
     prior = copy.deepcopy(generic)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "constant"}
     started = time.perf_counter()
@@ -162,7 +158,7 @@ def fine_tune_prior(
     summary = {
         "method": "PlanarTo3D diffusion slice prior, patient-specific (generic prior fine-tuned on the slices of "
                   "the patient's PET variations)",
-        "variations": variations, "validation_variations": n_val, "total_counts": total_counts,
+        "variations": variations, "validation_variations": len(val_volumes[0]), "total_counts": total_counts,
         "training": {"loss": "MSE of the predicted noise", "optimiser": "Adam, constant rate", **settings},
         "result": result_record(result, time.perf_counter() - started),
     }  # fmt: skip

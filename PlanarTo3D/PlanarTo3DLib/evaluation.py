@@ -198,4 +198,3 @@ def evaluate_planar(
 def held_out_seeds(n: int, seed: int = 2000) -> list[int]:
     """Seeds of held-out virtual patients (children of ``seed``, never a population seed's children)."""
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
-

@@ -208,13 +208,15 @@ def train_patient_model(
     from DosimetryCore.learning import models
 
     from .patient import camera_for, fine_tune_patient, patient_card_fields, patient_on_grid
+    from .train import fine_tune
 
     views, ct, pet, labels, _ = _patient_inputs(anterior_node, posterior_node, ct_node, pet_node, segmentation_node)
     generic, card = load_method_model(method, model_name, models_dir)
     camera = camera_for(1.0, views[0][2])  # the variations are scaled to the measured counts: no sensitivity needed
     patient = patient_on_grid(views[0][0], views[1][0], views[0][1], ct, pet, labels, camera)
+    tune = fine_tune
     if method == "diffusion":
-        from .diffusion_patient import fine_tune_patient_prior as fine_tune_patient
+        from .diffusion_train import fine_tune_prior as tune
     model, summary = fine_tune_patient(generic, patient, folder, variations=variations, epochs=epochs, camera=camera,
-                                       device=device, progress=progress)  # fmt: skip
+                                       device=device, tune=tune, progress=progress)  # fmt: skip
     return models.save_model(model, PATIENT_MODEL, patient_card_fields(card, summary), folder, overwrite=True)

@@ -10,6 +10,7 @@ total kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,15 @@ def patient_on_grid(
 
 
 def fine_tune_patient(
-    generic: ResUNet3D, patient: PatientGrid, folder: str | Path, *, camera: PlanarCamera = DEFAULT_CAMERA,
-    **settings: Any,
-) -> tuple[ResUNet3D, dict[str, Any]]:  # fmt: skip
-    """:func:`PlanarTo3DLib.train.fine_tune` on the patient's PET variations at its measured count level, into
-    ``folder`` (resumed when it holds a checkpoint); ``settings``: variations, epochs, seed, device, progress."""
-    return fine_tune(generic, patient.pet, patient.hu, patient.labels, float(patient.alignment.counts.sum()), folder,
-                     camera=camera, resume=(Path(folder) / "latest.pt").exists(), **settings)  # fmt: skip
+    generic: Any, patient: PatientGrid, folder: str | Path, *, camera: PlanarCamera = DEFAULT_CAMERA,
+    tune: Callable[..., tuple[Any, dict[str, Any]]] = fine_tune, **settings: Any,
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """``tune`` (:func:`PlanarTo3DLib.train.fine_tune` for the ResUNet, or
+    :func:`PlanarTo3DLib.diffusion_train.fine_tune_prior` for the diffusion prior) on the patient's PET variations
+    at its measured count level, into ``folder`` (resumed when it holds a checkpoint); ``settings``: variations,
+    epochs, seed, device, progress."""
+    return tune(generic, patient.pet, patient.hu, patient.labels, float(patient.alignment.counts.sum()), folder,
+                camera=camera, resume=(Path(folder) / "latest.pt").exists(), **settings)  # fmt: skip
 
 
 def planar_to_3d(

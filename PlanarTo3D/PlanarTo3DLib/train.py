@@ -100,10 +100,26 @@ def train_generic(
         "versions": software_versions(),
         "command": command,
     }  # fmt: skip
-    if is_main_process():  # under torchrun, rank 0 writes the outputs
-        plot_loss_curve(result.history, out_dir / "loss_curve.png")
-        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_training_outputs(out_dir, result.history, summary)
     return model.cpu().eval(), summary
+
+
+def write_training_outputs(out_dir: Path, history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """The loss curve and the summary of a generic training run into ``out_dir`` (rank 0 alone under torchrun)."""
+    if is_main_process():
+        plot_loss_curve(history, out_dir / "loss_curve.png")
+        (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def patient_sets(
+    pet: np.ndarray, hu: np.ndarray, labels: np.ndarray, total_counts: float, variations: int, seed: int,
+    camera: PlanarCamera, progress: ProgressCallback,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """The patient's PET variations (:func:`PlanarTo3DLib.datasets.patient_samples`) as (inputs, targets) for
+    training and, the first tenth of them, for validation."""
+    inputs, targets = patient_samples(pet, hu, labels, variations, seed, total_counts, camera, progress)
+    n_val = max(1, int(round(variations * FINE_TUNE_DEFAULTS["val_share"])))
+    return (inputs[n_val:], targets[n_val:]), (inputs[:n_val], targets[:n_val])
 
 
 def fine_tune(
@@ -128,18 +144,17 @@ def fine_tune(
     its CT (HU) and organ labels, projected at the measured ``total_counts``; a tenth of them validate.
     Checkpoints in ``out_dir`` (resumable). Returns the model and a summary for its card."""
     report = progress or no_progress
-    inputs, targets = patient_samples(pet, hu, labels, variations, seed, total_counts, camera,
+    train_set, val_set = patient_sets(pet, hu, labels, total_counts, variations, seed, camera,
                                       sub_progress(report, 0.0, 0.15))  # fmt: skip
-    n_val = max(1, int(round(variations * FINE_TUNE_DEFAULTS["val_share"])))
     model = copy.deepcopy(generic)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "constant"}
     started = time.perf_counter()
-    result = train(model, (inputs[n_val:], targets[n_val:]), (inputs[:n_val], targets[:n_val]), l1_loss,
+    result = train(model, train_set, val_set, l1_loss,
                    checkpoint_dir=out_dir, device=device, resume=resume, model_config=model.config,
                    progress=sub_progress(report, 0.15, 1.0), **settings)  # fmt: skip
     summary = {
         "method": "PlanarTo3D ResUNet, patient-specific (generic model fine-tuned on the patient's PET variations)",
-        "variations": variations, "validation_variations": n_val, "total_counts": total_counts,
+        "variations": variations, "validation_variations": len(val_set[0]), "total_counts": total_counts,
         "training": {"loss": "L1", "optimiser": "Adam, constant rate", **settings},
         "result": result_record(result, time.perf_counter() - started),
     }  # fmt: skip
