@@ -22,46 +22,13 @@ from DosimetryCore.core.progress import terminal_progress
 from DosimetryCore.io.outputs import check_outputs
 from DosimetryCore.learning import models
 from DosimetryCore.learning.distributed import is_main_process
-from DosimetryCore.learning.training import parallel_training
 
 DEFAULT_MODEL = "planar3d-resunet"
 DEFAULT_DIFFUSION_MODEL = "planar3d-diffusion"
 
 
-def card_fields(summary: dict) -> dict:
-    """Model-card fields from a generic training summary (held-out metrics: ``evaluate-planar --update-card``)."""
-    return {
-        "architecture": summary["model"]["config"],
-        "method": summary["method"],
-        "normalisation": summary["model"]["normalisation"],
-        "grid": summary["grid"],
-        "camera": summary["camera"],
-        "training_data": summary["data"],
-        "training_command": summary["command"],
-        "training": summary["training"],
-        "hardware": summary["hardware"],
-        "parallel_training": parallel_training(summary["result"]),
-        "wall_time_s": summary["result"]["wall_time_s"],
-        "epochs": summary["result"]["epochs_run"],
-        "best_epoch": summary["result"]["best_epoch"],
-        "loss_history": [
-            {k: entry[k] for k in ("epoch", "train_loss", "val_loss", "lr")} for entry in summary["result"]["history"]
-        ],
-        "departures_from_the_paper": [
-            f"grid {summary['grid']['spacing_mm']:g} mm, {summary['grid']['shape_zyx']} (z, y, x): the paper's "
-            "128 x 128 x 175 voxels of 5.7 mm do not train on 2 CPU cores",
-            "population: the project's analytic torso phantoms (177Lu-PSMA and -DOTATATE uptake), not 52 18F-PSMA "
-            "patients; planar images without scatter",
-            f"ResUNet of {summary['model']['config']['features']} feature maps (pytorch-3dunet's default is 64 to "
-            "1024)",
-        ],
-        "versions": summary["versions"],
-        "metrics": {},
-        "baselines": {},
-    }  # fmt: skip
-
-
 def _run_train(arguments: argparse.Namespace) -> int:
+    from .train import card_fields as train_card_fields
     from .train import train_generic
 
     check_outputs({}, {}, {"--out": arguments.out})
@@ -79,7 +46,7 @@ def _run_train(arguments: argparse.Namespace) -> int:
     print(f"best validation loss {result['best_val_loss']:.4g} at epoch {result['best_epoch']} "
           f"({result['wall_time_s']:.0f} s)")  # fmt: skip
     if arguments.save_model:
-        folder = models.save_model(model, arguments.save_model, card_fields(summary), arguments.models_dir,
+        folder = models.save_model(model, arguments.save_model, train_card_fields(summary), arguments.models_dir,
                                    arguments.overwrite)  # fmt: skip
         print(f"model {arguments.save_model!r} written to {folder}; add its held-out table with evaluate-planar")
     return 0

@@ -33,7 +33,7 @@ from .diffusion import (
     noise_loss,
     to_diffusion,
 )
-from .train import patient_sets, write_training_outputs
+from .train import patient_sets, training_card_fields, write_training_outputs
 
 SUMMARY_FILE = "training_summary.json"
 GENERIC_DEFAULTS = {"patients": 12, "variations": 3, "val_patients": 2, "epochs": 8, "batch_size": 16, "lr": 1e-3}
@@ -167,24 +167,8 @@ def fine_tune_prior(
 
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
     """Model-card fields of a generic prior from its training summary (held-out metrics: ``evaluate-planar``)."""
-    result = summary["result"]
-    return {
-        "architecture": summary["model"]["config"],
-        "method": summary["method"],
-        "normalisation": summary["model"]["normalisation"],
+    return training_card_fields(summary) | {
         "parameters": summary["model"]["parameters"],
-        "grid": summary["grid"],
-        "camera": summary["camera"],
-        "training_data": summary["data"],
-        "training_command": summary["command"],
-        "training": summary["training"],
-        "hardware": summary["hardware"],
-        "wall_time_s": result["wall_time_s"],
-        "epochs": result["epochs_run"],
-        "best_epoch": result["best_epoch"],
-        "loss_history": [
-            {k: entry[k] for k in ("epoch", "train_loss", "val_loss", "lr")} for entry in result["history"]
-        ],
         "departures_from_the_paper": [
             f"grid {summary['grid']['spacing_mm']:g} mm, {summary['grid']['shape_zyx']} (z, y, x) and a small "
             f"DiffusionModelUNet ({summary['model']['config']['channels']} feature maps, "
@@ -195,7 +179,4 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "population: the project's analytic torso phantoms (177Lu-PSMA and -DOTATATE uptake); planar images "
             "without scatter",
         ],
-        "versions": summary["versions"],
-        "metrics": {},
-        "baselines": {},
     }  # fmt: skip
