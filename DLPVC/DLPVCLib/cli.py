@@ -123,7 +123,7 @@ def register_pvc(subparsers: argparse._SubParsersAction) -> None:
 def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
     check_outputs({}, {}, {"--out": arguments.out})
     acquisition = replace(simulation.Acquisition(), views=arguments.views)
-    ray = parallel_cli.ray_options(arguments)
+    options = parallel_cli.case_options(arguments)
     try:
         result = write_dataset(
             arguments.out,
@@ -134,11 +134,8 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
             acquisition,
             total_activity_range_MBq=tuple(arguments.total_activity_MBq),
             split_fractions=tuple(arguments.split_fractions),
-            workers=arguments.workers,
-            threads=arguments.threads,
-            ray=ray,
-            device=arguments.device,
             progress=terminal_progress(),
+            **options,
         )
     except CasesFailed as error:
         return parallel_cli.failed_cases("simulate-pvc", error)

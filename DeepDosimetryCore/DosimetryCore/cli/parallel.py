@@ -57,6 +57,17 @@ def ray_options(arguments: argparse.Namespace) -> RayOptions | None:
     )
 
 
+def case_options(arguments: argparse.Namespace) -> dict:
+    """The keyword arguments a dataset writer takes from these options and ``--device``: ``workers``, ``threads``,
+    ``ray`` (:func:`ray_options`) and ``device``."""
+    return {
+        "workers": arguments.workers,
+        "threads": arguments.threads,
+        "ray": ray_options(arguments),
+        "device": arguments.device,
+    }
+
+
 def failed_cases(command: str, error: CasesFailed) -> int:
     """Print the cases that failed on every attempt and return exit status 1."""
     print(f"deepdosimetry {command}: error: {error}", file=sys.stderr)

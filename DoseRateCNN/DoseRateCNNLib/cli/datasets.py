@@ -31,7 +31,7 @@ def _run_simulate_dose(arguments: argparse.Namespace) -> int:
         photon_histories=arguments.histories,
         mc_on_spect=arguments.mc_on_spect,
     )
-    ray = parallel_cli.ray_options(arguments)
+    options = parallel_cli.case_options(arguments)
     try:
         manifest = write_dose_dataset(
             arguments.out,
@@ -39,11 +39,8 @@ def _run_simulate_dose(arguments: argparse.Namespace) -> int:
             arguments.seed,
             settings,
             split_fractions=tuple(arguments.split_fractions),
-            workers=arguments.workers,
-            threads=arguments.threads,
-            ray=ray,
-            device=arguments.device,
             progress=terminal_progress(),
+            **options,
         )
     except CasesFailed as error:
         return parallel_cli.failed_cases("simulate-dose", error)
