@@ -40,14 +40,19 @@ def _run_train(arguments: argparse.Namespace) -> int:
         lr=arguments.lr, seed=arguments.seed, device=arguments.device, resume=arguments.resume,
         progress=terminal_progress(), command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
     )  # fmt: skip
-    if not is_main_process():  # under torchrun, rank 0 reports and saves
+    return _report_and_save(arguments, model, train_card_fields(summary), summary)
+
+
+def _report_and_save(arguments: argparse.Namespace, model, fields: dict, summary: dict) -> int:
+    """Print a generic training run's best epoch and install the model with its card under ``--save-model``;
+    under torchrun, rank 0 alone."""
+    if not is_main_process():
         return 0
     result = summary["result"]
     print(f"best validation loss {result['best_val_loss']:.4g} at epoch {result['best_epoch']} "
           f"({result['wall_time_s']:.0f} s)")  # fmt: skip
     if arguments.save_model:
-        folder = models.save_model(model, arguments.save_model, train_card_fields(summary), arguments.models_dir,
-                                   arguments.overwrite)  # fmt: skip
+        folder = models.save_model(model, arguments.save_model, fields, arguments.models_dir, arguments.overwrite)
         print(f"model {arguments.save_model!r} written to {folder}; add its held-out table with evaluate-planar")
     return 0
 
@@ -89,16 +94,7 @@ def _run_train_diffusion(arguments: argparse.Namespace) -> int:
         resume=arguments.resume, progress=terminal_progress(),
         command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
     )  # fmt: skip
-    if not is_main_process():
-        return 0
-    result = summary["result"]
-    print(f"best validation loss {result['best_val_loss']:.4g} at epoch {result['best_epoch']} "
-          f"({result['wall_time_s']:.0f} s)")  # fmt: skip
-    if arguments.save_model:
-        folder = models.save_model(prior, arguments.save_model, diffusion_card_fields(summary), arguments.models_dir,
-                                   arguments.overwrite)  # fmt: skip
-        print(f"model {arguments.save_model!r} written to {folder}; add its held-out table with evaluate-planar")
-    return 0
+    return _report_and_save(arguments, prior, diffusion_card_fields(summary), summary)
 
 
 def register_train_diffusion(train_subparsers: argparse._SubParsersAction) -> None:
