@@ -28,6 +28,7 @@ from DosimetryCore.learning.case_folder import SPLITS
 
 from .dataset import load_case, read_manifest
 from .network import HALF_PACK, PACK_SLICES, UNET_DIVISOR, ResidualDoseNet
+from .region_weights import region_weight_map
 
 ACTIVITY_SCALE = 0.04
 """Network activity units per (Bq/mL per MBq in the field)."""
@@ -49,8 +50,22 @@ def body_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.T
     (1 inside, 0 outside).
     """
     label, body = target[:, :1], target[:, 1:2]
-    squared = (prediction - label) ** 2
-    inside = (squared * body).sum() / body.sum().clamp_min(1.0)
+    return _inside_outside_mse((prediction - label) ** 2, body, body)
+
+
+def region_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Li et al.'s loss with each body voxel's squared error weighted as the held-out metric weighs it:
+    0.7 x mean over the body of (w x squared error) + 0.3 x MSE outside, w from
+    :func:`DoseRateCNNLib.region_weights.region_weight_map`.
+
+    ``prediction`` (B, 1, 1, H, W); ``target`` (B, 3, 1, H, W): the label, the body mask and the weights.
+    """
+    label, body, weights = target[:, :1], target[:, 1:2], target[:, 2:3]
+    return _inside_outside_mse((prediction - label) ** 2, body, weights * body)
+
+
+def _inside_outside_mse(squared: torch.Tensor, body: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    inside = (squared * weights).sum() / body.sum().clamp_min(1.0)
     outside = (squared * (1 - body)).sum() / (1 - body).sum().clamp_min(1.0)
     return BODY_WEIGHT * inside + (1.0 - BODY_WEIGHT) * outside
 
@@ -98,13 +113,15 @@ class DoseSliceDataset(Dataset):
         flips: mirror each item left-right, front-back and head-foot with probability 1/2 each; a mirrored
             patient is as valid a physics case.
         max_cases: use only the first cases of the split (for quick runs).
+        region_weights: add the loss weights of :func:`~DoseRateCNNLib.region_weights.region_weight_map` to each
+            target (for :func:`region_weighted_mse`).
 
     Random draws (slices, crops, flips) come from torch's global generator, which the training loop seeds per
     epoch, so a resumed run repeats them.
 
     Items: ``packs`` (3, 11, H, W) in network units (see the module docstring), zero beyond the volume's ends
     and in the in-plane padding to multiples of 16; ``target`` (2, 1, H, W): the Monte Carlo label of the true
-    activity in network units and the body mask.
+    activity in network units and the body mask, and with ``region_weights`` a third channel, the loss weights.
     """
 
     def __init__(
@@ -117,6 +134,7 @@ class DoseSliceDataset(Dataset):
         crop: int | None = None,
         flips: bool = False,
         max_cases: int | None = None,
+        region_weights: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
@@ -137,6 +155,19 @@ class DoseSliceDataset(Dataset):
             {level: total_activity_MBq(arrays[f"spect_{level}"], voxel_ml) for level in self.levels}
             for arrays in self.arrays
         ]
+        self.weights = (
+            [
+                region_weight_map(
+                    arrays["labels"],
+                    arrays["record"]["label_names"],
+                    arrays["mc"],
+                    [arrays[f"vdk_{level}"] for level in self.levels],
+                )  # fmt: skip
+                for arrays in self.arrays
+            ]
+            if region_weights
+            else None
+        )
         if crop is not None and (crop < UNET_DIVISOR or crop % UNET_DIVISOR):
             raise ValueError(f"crop: expected a multiple of {UNET_DIVISOR}, got {crop}")
         depth = self.arrays[0]["mc"].shape[0]
@@ -166,12 +197,13 @@ class DoseSliceDataset(Dataset):
                 self._pack(arrays[f"vdk_{level}"], z) * (DOSE_RATE_SCALE / total),
             ]
         )
-        target = np.stack(
-            [
-                np.asarray(arrays["mc"][z : z + 1]) * (DOSE_RATE_SCALE / total),
-                np.asarray(arrays["labels"][z : z + 1]) > 0,
-            ]
-        ).astype(np.float32)
+        channels = [
+            np.asarray(arrays["mc"][z : z + 1]) * (DOSE_RATE_SCALE / total),
+            np.asarray(arrays["labels"][z : z + 1]) > 0,
+        ]
+        if self.weights is not None:
+            channels.append(self.weights[case][z : z + 1])
+        target = np.stack(channels).astype(np.float32)
         height, width = _padded(packs.shape[-2:])
         pad = ((0, 0), (0, 0), (0, height - packs.shape[-2]), (0, width - packs.shape[-1]))
         packs, target = torch.from_numpy(np.pad(packs, pad)), torch.from_numpy(np.pad(target, pad))

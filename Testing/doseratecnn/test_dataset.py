@@ -115,6 +115,18 @@ def test_the_loss_weighs_body_and_outside():
     assert body_weighted_mse(prediction, torch.cat((target, body), dim=1)).item() == pytest.approx(0.7 + 0.3 / 3)
 
 
+def test_the_region_loss_adds_weights_to_the_targets_and_trains(folder, tmp_path):
+    data = DoseSliceDataset(folder, "train", region_weights=True)
+    _, target = data[len(data) // 2]
+    label, body, weights = target
+    assert target.shape[0] == 3 and (weights[body == 0] == 0).all() and (weights[body == 1] > 0).all()
+    run = train_dose_cnn(folder, tmp_path / "r", epochs=1, crop=None, slices_per_volume=2, loss="region")
+    assert "VDK's mean squared error" in run.summary["training"]["loss"]
+    assert any(line.startswith("loss:") for line in card_fields(run.summary)["departures_from_the_paper"])
+    with pytest.raises(ValueError, match="unknown 'l1'"):
+        train_dose_cnn(folder, tmp_path / "l", epochs=1, loss="l1")
+
+
 def test_an_untrained_model_outputs_the_vdk():
     packs = torch.rand(2, 3, PACK_SLICES, 16, 16)
     torch.testing.assert_close(new_model(0).eval()(packs), packs[:, 2:3, 5:6])

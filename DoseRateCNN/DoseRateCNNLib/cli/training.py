@@ -19,7 +19,7 @@ from DosimetryCore.learning.training import BEST_CHECKPOINT, load_checkpoint
 from ..cnn import DEFAULT_MODEL, load_dose_model, network_dose_rate
 from ..dataset import read_manifest
 from ..evaluation import card_metrics, evaluate_dose, write_tables
-from ..train import DEFAULTS, card_fields, train_dose_cnn
+from ..train import DEFAULTS, LOSSES, card_fields, train_dose_cnn
 from ..training_data import PackedDoseNet
 
 
@@ -38,6 +38,7 @@ def _run_train(arguments: argparse.Namespace) -> int:
         slices_per_volume=arguments.slices_per_volume,
         val_slice_step=arguments.val_slice_step,
         patience=arguments.patience or None,
+        loss=arguments.loss,
         max_cases=arguments.max_cases,
         init_model=arguments.init_model,
         models_dir=arguments.models_dir,
@@ -83,6 +84,11 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     command.add_argument(
         "--patience", type=int, default=DEFAULTS["patience"],
         help="early stop after n epochs without improvement (0: never)",
+    )  # fmt: skip
+    command.add_argument(
+        "--loss", default=DEFAULTS["loss"], choices=tuple(LOSSES),
+        help="body: Li et al.'s 0.7 body / 0.3 outside MSE; region: each organ and lesion weighted as the held-out "
+        "NRMSE weighs it",
     )  # fmt: skip
     command.add_argument("--max-cases", type=int, help="use only the first cases of each split")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
