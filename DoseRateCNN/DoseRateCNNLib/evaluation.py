@@ -2,7 +2,8 @@
 
 For every test case of a ``simulate-dose`` dataset made with ``--mc-on-spect`` and every count level, three
 dose-rate maps of the SPECT activity are compared with the Monte Carlo dose rate of the TRUE activity (the
-label): VDK (stored, Li et al.'s whole-kernel density scaling), Monte Carlo of the SPECT (stored) and the CNN.
+label): VDK (stored, Li et al.'s whole-kernel density scaling), Monte Carlo of the SPECT (stored) and the CNN
+(without ``--mc-on-spect``, VDK and the CNN only).
 
 Per region R (voxels of the label map) and method:
 
@@ -140,14 +141,14 @@ def evaluate_dose(
     max_cases: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> DoseEvaluation:
-    """VDK, Monte Carlo on SPECT and the CNN (``predict``) against the label on every ``split`` case and level."""
+    """VDK, Monte Carlo on SPECT and the CNN (``predict``) against the label on every ``split`` case and level.
+
+    A dataset simulated without ``--mc-on-spect`` (e.g. the val split of a training set) has no Monte Carlo dose
+    rate of its SPECT: its table compares VDK and the CNN only.
+    """
     report = progress or no_progress
     manifest = read_manifest(data)
-    if not manifest["settings"].get("mc_on_spect"):
-        raise ValueError(
-            f"data: {data} was simulated without --mc-on-spect; an evaluation set needs the Monte Carlo dose rate "
-            "of each SPECT (simulate one with --mc-on-spect --split-fractions 0 0 1)"
-        )
+    with_mc = bool(manifest["settings"].get("mc_on_spect"))
     cases = [case for case in manifest["cases"] if case["split"] == split][:max_cases]
     if not cases:
         raise ValueError(f"data: the {split!r} split of {data} is empty")
@@ -160,11 +161,10 @@ def evaluate_dose(
         truth = np.asarray(arrays["mc"])
         for level in range(len(levels)):
             report((number + level / len(levels)) / len(cases), f"{case['id']}, count level {level + 1}/{len(levels)}")
-            estimates = {
-                "VDK": np.asarray(arrays[f"vdk_{level}"]),
-                "MC on SPECT": np.asarray(arrays[f"mcspect_{level}"]),
-                "CNN": predict(arrays, level),
-            }
+            estimates = {"VDK": np.asarray(arrays[f"vdk_{level}"])}
+            if with_mc:
+                estimates["MC on SPECT"] = np.asarray(arrays[f"mcspect_{level}"])
+            estimates["CNN"] = predict(arrays, level)
             for region, region_list in masks.items():
                 for index, mask in enumerate(region_list):
                     for method, estimate in estimates.items():
@@ -187,6 +187,7 @@ def evaluate_dose(
         "split": split,
         "cases": [case["id"] for case in cases],
         "count_levels": levels,
+        "methods": [method for method in METHODS if with_mc or method != "MC on SPECT"],
         "reference": "Monte Carlo dose rate of the true activity",
     }
     return DoseEvaluation(samples, _summary_rows(samples, levels), provenance)

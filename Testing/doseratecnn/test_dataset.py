@@ -185,7 +185,7 @@ def test_regions_split_lesions_and_find_the_lung_adjacent_ones():
     assert masks["spleen"] == []
 
 
-def test_evaluate_dose_writes_the_table_and_refuses_a_set_without_mc_on_spect(folder, tmp_path, monkeypatch):
+def test_evaluate_dose_writes_the_table_and_leaves_out_mc_on_a_set_without_it(folder, tmp_path, monkeypatch):
     out = tmp_path / "ck"
     assert run_cli(monkeypatch, ["train", "dose-cnn", "--data", str(folder), "--out", str(out), "--epochs", "1",
                                  "--crop", "0", "--slices-per-volume", "2", "--save-model", "dose-cnn-tiny",
@@ -211,6 +211,12 @@ def test_evaluate_dose_writes_the_table_and_refuses_a_set_without_mc_on_spect(fo
     manifest = dataset.read_manifest(folder)
     manifest["settings"]["mc_on_spect"] = False
     (plain / "manifest.json").write_text(json.dumps(manifest))
-    assert run_cli(monkeypatch, ["evaluate-dose", "--data", str(plain), "--checkpoint", str(out / "best.pt"),
-                                 "--output", str(tmp_path / "x.csv")]) == 2  # fmt: skip
+    for case in manifest["cases"]:
+        (plain / case["id"]).symlink_to(folder / case["id"])
+    plain_argv = ["evaluate-dose", "--data", str(plain), "--model", "dose-cnn-tiny", "--models-dir",
+                  str(tmp_path / "models"), "--output", str(tmp_path / "x.csv")]  # fmt: skip
+    assert run_cli(monkeypatch, [*plain_argv, "--update-card"]) == 2  # the card's table needs the MC baseline
     assert not (tmp_path / "x.csv").exists()
+    assert run_cli(monkeypatch, plain_argv) == 0
+    text = (tmp_path / "x.md").read_text()
+    assert "| all | liver | CNN |" in text and "| all | liver | VDK |" in text and "MC on SPECT" not in text

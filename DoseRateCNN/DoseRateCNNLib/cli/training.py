@@ -113,7 +113,13 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     if arguments.update_card and arguments.checkpoint:
         raise ValueError("--update-card: needs --model NAME (an installed model), not --checkpoint")
     check_outputs({"--data": arguments.data, "--checkpoint": arguments.checkpoint}, {"--output": arguments.output})
-    spacing = float(read_manifest(arguments.data)["settings"]["dose_spacing_mm"])
+    settings = read_manifest(arguments.data)["settings"]
+    if arguments.update_card and not settings.get("mc_on_spect"):
+        raise ValueError(
+            f"--update-card: {arguments.data} was simulated without --mc-on-spect; a model card's held-out table "
+            "needs the Monte Carlo baseline (simulate a held-out set with --mc-on-spect --split-fractions 0 0 1)"
+        )
+    spacing = float(settings["dose_spacing_mm"])
     model, card = _model(arguments)
 
     def predict(arrays: dict, level: int):
