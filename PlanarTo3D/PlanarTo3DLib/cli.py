@@ -1,7 +1,8 @@
 """PlanarTo3D commands: ``train planar3d`` (entry point ``deepdosimetry.training``) and ``evaluate-planar``
 (``deepdosimetry.commands``).
 
-deepdosimetry train planar3d --out CHECKPOINTS [--patients N] [--variations V] [--epochs E] [--save-model NAME]
+deepdosimetry train planar3d --out CHECKPOINTS [--patients N] [--variations V] [--epochs E] [--pet-conditioning]
+                            [--save-model NAME]
 deepdosimetry evaluate-planar --model NAME [--diffusion-model NAME [--samples K] [--steps N]] [--patients N]
                               [--variations V] [--epochs E] --output T.csv [--update-card]
 deepdosimetry train planar3d-diffusion --out CHECKPOINTS [--patients N] [--variations V] [--epochs E]
@@ -37,8 +38,8 @@ def _run_train(arguments: argparse.Namespace) -> int:
     model, summary = train_generic(
         arguments.out, patients=arguments.patients, variations=arguments.variations,
         val_patients=arguments.val_patients, epochs=arguments.epochs, batch_size=arguments.batch_size,
-        lr=arguments.lr, seed=arguments.seed, device=arguments.device, resume=arguments.resume,
-        progress=terminal_progress(), command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
+        lr=arguments.lr, seed=arguments.seed, pet_conditioning=arguments.pet_conditioning, device=arguments.device,
+        resume=arguments.resume, progress=terminal_progress(), command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
     )  # fmt: skip
     return _report_and_save(arguments, model, train_card_fields(summary), summary)
 
@@ -71,6 +72,8 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--epochs", type=int, default=D["epochs"], help="epochs in all (resumed ones count)")
     command.add_argument("--batch-size", type=int, default=D["batch_size"], help="volumes per batch")
     command.add_argument("--lr", type=float, default=D["lr"], help="Adam learning rate (ReduceLROnPlateau)")
+    command.add_argument("--pet-conditioning", action="store_true",
+                         help="give the network the pre-therapy PET as a fourth input channel")  # fmt: skip
     command.add_argument("--seed", type=int, default=0, help="population, weights and order seed")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
     command.add_argument("--save-model", help="install the trained model under this name in the models folder")

@@ -137,17 +137,19 @@ def vary(
     factors, scaled = _scaled_regions(activity, labels, rng, uptake_scale)
     angles = rng.uniform(-max_rotation_deg, max_rotation_deg, 3)
     translation = rng.uniform(-max_translation_mm, max_translation_mm, 3)
-    reference = image_from_array(hu, spacing=(spacing_mm,) * 3)
-    size = reference.GetSize()
-    centre = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in size])
-    transform = sitk.Euler3DTransform(centre, *np.deg2rad(angles), translation.tolist())
-
-    def moved(values_zyx: np.ndarray, outside: float) -> np.ndarray:
-        image = image_from_array(values_zyx.astype(np.float32), reference)
-        return array_from_image(sitk.Resample(image, reference, transform, sitk.sitkLinear, outside))
-
     drawn = {"uptake_factors": factors, "rotation_deg": angles.tolist(), "translation_mm": translation.tolist()}
-    return np.clip(moved(scaled, 0.0), 0.0, None), moved(hu, -1000.0), drawn
+    moved_activity = move_like(scaled, drawn, 0.0, spacing_mm)
+    return np.clip(moved_activity, 0.0, None), move_like(hu, drawn, -1000.0, spacing_mm), drawn
+
+
+def move_like(values: np.ndarray, drawn: dict, outside: float = 0.0, spacing_mm: float = GRID_SPACING_MM) -> np.ndarray:
+    """``values`` (z, y, x) moved by the rotation and translation of a variation (``drawn`` of :func:`vary`), about
+    the grid's centre, linear interpolation, ``outside`` beyond the field (e.g. the PET that conditions the
+    network moves with the patient's CT)."""
+    reference = image_from_array(np.asarray(values, np.float32), spacing=(spacing_mm,) * 3)
+    centre = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in reference.GetSize()])
+    transform = sitk.Euler3DTransform(centre, *np.deg2rad(drawn["rotation_deg"]), list(drawn["translation_mm"]))
+    return array_from_image(sitk.Resample(reference, reference, transform, sitk.sitkLinear, outside))
 
 
 def pre_therapy_pet(

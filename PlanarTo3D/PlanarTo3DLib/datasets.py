@@ -25,9 +25,11 @@ from .data import (
     GRID_SPACING_MM,
     PlanarCamera,
     activity_share,
+    move_like,
     mu_map,
     network_input,
     planar_images,
+    pre_therapy_pet,
     vary,
 )
 
@@ -65,9 +67,12 @@ def population_samples(
     seed: int,
     camera: PlanarCamera = DEFAULT_CAMERA,
     progress: ProgressCallback | None = None,
+    pet_conditioning: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """``n_patients`` virtual patients x (the patient itself + ``variations`` variations); returns (inputs,
-    targets, patient seeds)."""
+    targets, patient seeds). With ``pet_conditioning`` every patient also gets a pre-therapy PET unlike its
+    truth (:func:`PlanarTo3DLib.data.pre_therapy_pet`, its own random stream), the fourth input channel, moved
+    with the patient in each variation."""
     report = progress or no_progress
     children = np.random.SeedSequence(seed).spawn(n_patients)
     seeds = [int(child.generate_state(1)[0]) for child in children]
@@ -76,12 +81,17 @@ def population_samples(
         report(index / n_patients, f"virtual patient {index + 1}/{n_patients}")
         patient = virtual_patient(patient_seed)
         rng = np.random.default_rng(patient_seed + 1)
+        pet = None
+        if pet_conditioning:
+            pet, _ = pre_therapy_pet(patient["activity"], patient["labels"], np.random.default_rng(patient_seed + 2))
         for variation in range(variations + 1):
+            condition = pet
             if variation == 0:
                 activity, hu = patient["activity"], patient["hu"]
             else:
-                activity, hu, _ = vary(patient["activity"], patient["hu"], patient["labels"], rng)
-            x, y = _sample(activity, hu, camera, None, int(rng.integers(2**31)))
+                activity, hu, drawn = vary(patient["activity"], patient["hu"], patient["labels"], rng)
+                condition = None if pet is None else move_like(pet, drawn)
+            x, y = _sample(activity, hu, camera, None, int(rng.integers(2**31)), condition)
             inputs.append(x)
             targets.append(y)
     report(1.0, "population ready")
@@ -97,16 +107,19 @@ def patient_samples(
     total_counts: float,
     camera: PlanarCamera = DEFAULT_CAMERA,
     progress: ProgressCallback | None = None,
+    pet_conditioning: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` variations of one patient's PET (any tracer; only its distribution matters) within its CT, each
-    projected with Poisson noise at ``total_counts`` (the measured anterior + posterior total)."""
+    projected with Poisson noise at ``total_counts`` (the measured anterior + posterior total); with
+    ``pet_conditioning`` the PET itself, moved with the variation, is the fourth input channel."""
     report = progress or no_progress
     rng = np.random.default_rng(seed)
     inputs, targets = [], []
     for index in range(n):
         report(index / n, f"patient variation {index + 1}/{n}")
-        activity, moved_hu, _ = vary(pet, hu, labels, rng)
-        x, y = _sample(activity, moved_hu, camera, total_counts, int(rng.integers(2**31)))
+        activity, moved_hu, drawn = vary(pet, hu, labels, rng)
+        condition = move_like(pet, drawn) if pet_conditioning else None
+        x, y = _sample(activity, moved_hu, camera, total_counts, int(rng.integers(2**31)), condition)
         inputs.append(x)
         targets.append(y)
     report(1.0, "patient dataset ready")

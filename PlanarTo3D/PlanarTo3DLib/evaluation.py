@@ -39,7 +39,7 @@ from .diffusion_sampling import DEFAULT_SAMPLING, SamplingSettings, sample_activ
 from .diffusion_train import fine_tune_prior
 from .network import ResUNet3D
 from .reconstruct import planar_consistency, reconstruct
-from .train import FINE_TUNE_DEFAULTS, fine_tune
+from .train import FINE_TUNE_DEFAULTS, fine_tune, is_pet_conditioned
 
 ORGANS = {
     "liver": ("liver",),
@@ -110,14 +110,16 @@ def evaluate_patient(
     rows = []
     report(0.0, "generic ResUNet")
     started = time.perf_counter()
-    estimates = {"ResUNet generic": reconstruct(generic, measured, mu, camera=camera, device=device)}
+    condition = pet if is_pet_conditioned(generic) else None
+    estimates = {"ResUNet generic": reconstruct(generic, measured, mu, condition, camera=camera, device=device)}
     times = {"ResUNet generic": time.perf_counter() - started}
     with tempfile.TemporaryDirectory(prefix="planar3d-finetune-") as folder:
         started = time.perf_counter()
         specific, _ = fine_tune(generic, pet, hu, labels, float(measured.sum()), folder, variations=variations,
                                 epochs=epochs, seed=seed, camera=camera, device=device,
                                 progress=sub_progress(report, 0.05, 0.5 if prior is not None else 0.95))  # fmt: skip
-        estimates["ResUNet patient-specific"] = reconstruct(specific, measured, mu, camera=camera, device=device)
+        estimates["ResUNet patient-specific"] = reconstruct(specific, measured, mu, condition, camera=camera,
+                                                            device=device)  # fmt: skip
         times["ResUNet patient-specific"] = time.perf_counter() - started
     if prior is not None:
         estimates |= _diffusion_estimates(prior, pet, hu, labels, measured, mu, seed, variations, epochs, sampling,

@@ -49,6 +49,11 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.l1_loss(prediction, target)
 
 
+def is_pet_conditioned(model: ResUNet3D) -> bool:
+    """Whether ``model`` takes the pre-therapy PET as its fourth input channel."""
+    return model.in_channels == 4
+
+
 def new_model(seed: int, in_channels: int = 3, features=DEFAULT_FEATURES) -> ResUNet3D:
     """The untrained ResUNet seeded with ``seed``."""
     seed_everything(seed)
@@ -66,6 +71,7 @@ def train_generic(
     lr: float = GENERIC_DEFAULTS["lr"],
     seed: int = 0,
     features=DEFAULT_FEATURES,
+    pet_conditioning: bool = False,
     camera: PlanarCamera = DEFAULT_CAMERA,
     device: str | None = None,
     resume: bool = False,
@@ -76,15 +82,17 @@ def train_generic(
     on ``val_patients`` others (seed ``seed + 1``); checkpoints and ``training_summary.json`` in ``out_dir``.
     Returns the model (best epoch) and the summary. Under ``torchrun --nproc_per_node=K`` the same call trains on
     K processes (``batch_size`` is the global batch; every process simulates the same population); rank 0 alone
-    writes."""
+    writes. With ``pet_conditioning`` the pre-therapy PET is a fourth input channel (the paper's stated next
+    step): each virtual patient's PET differs from its truth as the held-out patients' do."""
     report = progress or no_progress
     out_dir = Path(out_dir)
     started = time.perf_counter()
     train_x, train_y, train_seeds = population_samples(patients, variations, seed, camera,
-                                                       sub_progress(report, 0.0, 0.08))  # fmt: skip
-    val_x, val_y, val_seeds = population_samples(val_patients, 0, seed + 1, camera, sub_progress(report, 0.08, 0.1))
+                                                       sub_progress(report, 0.0, 0.08), pet_conditioning)  # fmt: skip
+    val_x, val_y, val_seeds = population_samples(val_patients, 0, seed + 1, camera, sub_progress(report, 0.08, 0.1),
+                                                 pet_conditioning)  # fmt: skip
     data_time = time.perf_counter() - started
-    model = new_model(seed, 3, features)
+    model = new_model(seed, 4 if pet_conditioning else 3, features)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "plateau"}
     started = time.perf_counter()
     result = train(model, (train_x, train_y), (val_x, val_y), l1_loss, checkpoint_dir=out_dir, device=device,
@@ -98,7 +106,8 @@ def train_generic(
         "camera": asdict(camera),
         "data": {"population_seed": seed, "patients": patients, "variations_per_patient": variations,
                  "train_samples": len(train_x), "val_patients": val_patients, "train_patient_seeds": train_seeds,
-                 "val_patient_seeds": val_seeds, "simulation_wall_time_s": data_time},
+                 "val_patient_seeds": val_seeds, "simulation_wall_time_s": data_time,
+                 "pet_conditioning": pet_conditioning},
         "training": {"loss": "L1 on activity distributions (network units)",
                      "optimiser": "Adam, ReduceLROnPlateau (factor 0.5, patience 5)", **settings},
         "result": result_record(result, time.perf_counter() - started),
@@ -119,11 +128,12 @@ def write_training_outputs(out_dir: Path, history: list[dict[str, Any]], summary
 
 def patient_sets(
     pet: np.ndarray, hu: np.ndarray, labels: np.ndarray, total_counts: float, variations: int, seed: int,
-    camera: PlanarCamera, progress: ProgressCallback,
+    camera: PlanarCamera, progress: ProgressCallback, pet_conditioning: bool = False,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
     """The patient's PET variations (:func:`PlanarTo3DLib.datasets.patient_samples`) as (inputs, targets) for
     training and, the first tenth of them, for validation."""
-    inputs, targets = patient_samples(pet, hu, labels, variations, seed, total_counts, camera, progress)
+    inputs, targets = patient_samples(pet, hu, labels, variations, seed, total_counts, camera, progress,
+                                      pet_conditioning)  # fmt: skip
     n_val = max(1, int(round(variations * FINE_TUNE_DEFAULTS["val_share"])))
     return (inputs[n_val:], targets[n_val:]), (inputs[:n_val], targets[:n_val])
 
@@ -151,7 +161,7 @@ def fine_tune(
     Checkpoints in ``out_dir`` (resumable). Returns the model and a summary for its card."""
     report = progress or no_progress
     train_set, val_set = patient_sets(pet, hu, labels, total_counts, variations, seed, camera,
-                                      sub_progress(report, 0.0, 0.15))  # fmt: skip
+                                      sub_progress(report, 0.0, 0.15), is_pet_conditioned(generic))  # fmt: skip
     model = copy.deepcopy(generic)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "constant"}
     started = time.perf_counter()
@@ -204,5 +214,10 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "patients; planar images without scatter",
             f"ResUNet of {summary['model']['config']['features']} feature maps (pytorch-3dunet's default is 64 to "
             "1024)",
+            *(
+                ["conditioned on the pre-therapy PET (a fourth input channel; the paper's stated next step)"]
+                if summary["data"].get("pet_conditioning")
+                else []
+            ),
         ],
     }

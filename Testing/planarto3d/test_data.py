@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from PlanarTo3DLib import data
-from PlanarTo3DLib.datasets import virtual_patient
+from PlanarTo3DLib.datasets import patient_samples, population_samples, virtual_patient
 from PlanarTo3DLib.network import ResUNet3D
 from PlanarTo3DLib.reconstruct import planar_consistency, reconstruct, scaled_to_counts
+from PlanarTo3DLib.train import fine_tune, is_pet_conditioned
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,44 @@ def test_the_reconstruction_projects_to_the_measured_total_and_its_consistency_i
     assert data.planar_images(estimate, mu).sum() == pytest.approx(measured.sum(), rel=1e-4)
     with pytest.raises(ValueError, match="input channels"):
         reconstruct(model, measured, mu, pet=patient["activity"])
+
+
+def test_the_pet_channel_moves_with_the_patient(patient):
+    rng = np.random.default_rng(1)
+    _, hu, drawn = data.vary(patient["activity"], patient["hu"], patient["labels"], rng)
+    np.testing.assert_allclose(data.move_like(patient["hu"], drawn, -1000.0), hu)
+    pet, _ = data.pre_therapy_pet(patient["activity"], patient["labels"], np.random.default_rng(2))
+    inputs, targets = patient_samples(pet, patient["hu"], patient["labels"], 2, 5, 1e6, pet_conditioning=True)
+    plain, plain_targets = patient_samples(pet, patient["hu"], patient["labels"], 2, 5, 1e6)
+    assert inputs.shape[1] == 4 and plain.shape[1] == 3
+    torch.testing.assert_close(inputs[:, :3], plain)  # the same variations and noise with or without the PET
+    torch.testing.assert_close(targets, plain_targets)
+    _, _, drawn = data.vary(pet, patient["hu"], patient["labels"], np.random.default_rng(5))
+    np.testing.assert_allclose(inputs[0, 3].numpy(), data.activity_share(data.move_like(pet, drawn)), rtol=1e-5)
+
+
+def test_the_population_gets_a_pet_unlike_its_truth():
+    inputs, targets, seeds = population_samples(1, 1, 3, pet_conditioning=True)
+    plain, plain_targets, _ = population_samples(1, 1, 3)
+    assert inputs.shape[:2] == (2, 4) and plain.shape[:2] == (2, 3)
+    torch.testing.assert_close(inputs[:, :3], plain)
+    torch.testing.assert_close(targets, plain_targets)
+    patient = virtual_patient(seeds[0])
+    pet, _ = data.pre_therapy_pet(patient["activity"], patient["labels"], np.random.default_rng(seeds[0] + 2))
+    np.testing.assert_allclose(inputs[0, 3].numpy(), data.activity_share(pet), rtol=1e-5)
+    assert not np.allclose(inputs[0, 3].numpy(), targets[0, 0].numpy(), rtol=0.05)
+
+
+def test_a_pet_conditioned_model_fine_tunes_and_reconstructs_with_the_pet(patient, tmp_path):
+    torch.manual_seed(0)
+    generic = ResUNet3D(4, (4, 8, 16, 32))
+    pet, _ = data.pre_therapy_pet(patient["activity"], patient["labels"], np.random.default_rng(2))
+    mu = data.mu_map(patient["hu"])
+    measured = data.planar_images(patient["activity"], mu, seed=0)
+    tuned, _ = fine_tune(generic, pet, patient["hu"], patient["labels"], float(measured.sum()), tmp_path,
+                         variations=3, epochs=1)  # fmt: skip
+    assert is_pet_conditioned(tuned) and not is_pet_conditioned(ResUNet3D(3, (4, 8)))
+    estimate = reconstruct(tuned, measured, mu, pet)
+    assert data.planar_images(estimate, mu).sum() == pytest.approx(measured.sum(), rel=1e-4)
+    with pytest.raises(ValueError, match="input channels"):
+        reconstruct(tuned, measured, mu)
