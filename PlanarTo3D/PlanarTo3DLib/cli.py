@@ -6,7 +6,7 @@ deepdosimetry train planar3d --out CHECKPOINTS [--patients N] [--variations V] [
 deepdosimetry evaluate-planar --model NAME [--diffusion-model NAME [--samples K] [--steps N]] [--patients N]
                               [--variations V] [--epochs E] --output T.csv [--update-card]
 deepdosimetry train planar3d-diffusion --out CHECKPOINTS [--patients N] [--variations V] [--epochs E]
-                                       [--ct-conditioning] [--save-model NAME]
+                                       [--ct-conditioning] [--pet-conditioning] [--save-model NAME]
 deepdosimetry planar-to-3d --planar FILE [FILE] --ct CT --pet PET --seg SEG --sensitivity-cps-per-mbq S
                            [--method resunet|diffusion [--samples K] [--steps N] [--eta ETA] [--uncertainty SD.nrrd]]
                            [--model NAME] [--fine-tune DIR [--variations N] [--epochs E]] --output A.nrrd
@@ -93,8 +93,9 @@ def _run_train_diffusion(arguments: argparse.Namespace) -> int:
     prior, summary = train_generic_prior(
         arguments.out, patients=arguments.patients, variations=arguments.variations,
         val_patients=arguments.val_patients, epochs=arguments.epochs, batch_size=arguments.batch_size,
-        lr=arguments.lr, seed=arguments.seed, ct_conditioning=arguments.ct_conditioning, device=arguments.device,
-        resume=arguments.resume, progress=terminal_progress(),
+        lr=arguments.lr, seed=arguments.seed, ct_conditioning=arguments.ct_conditioning,
+        pet_conditioning=arguments.pet_conditioning, device=arguments.device, resume=arguments.resume,
+        progress=terminal_progress(),
         command=shlex.join(["deepdosimetry", *sys.argv[1:]]),
     )  # fmt: skip
     return _report_and_save(arguments, prior, diffusion_card_fields(summary), summary)
@@ -116,7 +117,9 @@ def register_train_diffusion(train_subparsers: argparse._SubParsersAction) -> No
     command.add_argument("--batch-size", type=int, default=D["batch_size"], help="slices per batch")
     command.add_argument("--lr", type=float, default=D["lr"], help="Adam learning rate (ReduceLROnPlateau)")
     command.add_argument("--ct-conditioning", action="store_true",
-                         help="give the prior the attenuation slice as a second input channel")  # fmt: skip
+                         help="give the prior the attenuation slice as an input channel")  # fmt: skip
+    command.add_argument("--pet-conditioning", action="store_true",
+                         help="give the prior the pre-therapy PET slice as an input channel")  # fmt: skip
     command.add_argument("--seed", type=int, default=0, help="population, weights and order seed")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
     command.add_argument("--save-model", help="install the trained prior under this name in the models folder")

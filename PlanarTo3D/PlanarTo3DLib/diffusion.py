@@ -66,13 +66,20 @@ class SlicePrior(nn.Module):
     Args:
         channels: feature maps per level (two or more); attention only in the UNet's middle block.
         num_res_blocks: residual blocks per level.
-        ct_conditioning: take the attenuation slice (mu x MU_SCALE) as a second input channel.
+        ct_conditioning: take the attenuation slice (mu x MU_SCALE) as an input channel.
+        pet_conditioning: take the pre-therapy PET slice (its activity share in diffusion values) as an input
+            channel (after the attenuation when both).
     Shapes:
-        forward(noisy (B, 1, Y, X), timesteps (B,), mu (B, 1, Y, X) or None) -> predicted noise (B, 1, Y, X).
+        forward(noisy (B, 1, Y, X), timesteps (B,), condition (B, C, Y, X) or None) -> predicted noise (B, 1, Y, X),
+        C = :attr:`condition_channels` (see :meth:`condition`).
     """
 
     def __init__(
-        self, channels: Sequence[int] = DEFAULT_CHANNELS, num_res_blocks: int = 1, ct_conditioning: bool = False
+        self,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        num_res_blocks: int = 1,
+        ct_conditioning: bool = False,
+        pet_conditioning: bool = False,
     ) -> None:
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
@@ -80,12 +87,26 @@ class SlicePrior(nn.Module):
         channels = tuple(int(c) for c in channels)
         if len(channels) < 2 or num_res_blocks < 1:
             raise ValueError(f"channels: need two or more levels and num_res_blocks >= 1, got {channels}")
-        self.channels, self.num_res_blocks, self.ct_conditioning = channels, int(num_res_blocks), bool(ct_conditioning)
+        self.channels, self.num_res_blocks = channels, int(num_res_blocks)
+        self.ct_conditioning, self.pet_conditioning = bool(ct_conditioning), bool(pet_conditioning)
         self.unet = DiffusionModelUNet(
-            spatial_dims=2, in_channels=2 if ct_conditioning else 1, out_channels=1, num_res_blocks=num_res_blocks,
+            spatial_dims=2, in_channels=1 + self.condition_channels, out_channels=1, num_res_blocks=num_res_blocks,
             channels=channels, attention_levels=(False,) * len(channels), norm_num_groups=_groups(channels),
             num_head_channels=channels[-1],
         )  # fmt: skip
+
+    @property
+    def condition_channels(self) -> int:
+        """Conditioning channels: the attenuation and/or the PET."""
+        return int(self.ct_conditioning) + int(self.pet_conditioning)
+
+    def condition(self, mu: torch.Tensor, pet: torch.Tensor | None) -> torch.Tensor | None:
+        """The conditioning channels this prior takes, from the attenuation slices ``mu`` and the PET slices ``pet``
+        (each (B, 1, Y, X)); None for an unconditioned prior."""
+        if self.pet_conditioning and pet is None:
+            raise ValueError("pet: this prior is conditioned on the pre-therapy PET; give the PET")
+        chosen = [mu] * self.ct_conditioning + [pet] * self.pet_conditioning
+        return torch.cat(chosen, dim=1) if chosen else None
 
     @property
     def multiple(self) -> int:
@@ -96,6 +117,7 @@ class SlicePrior(nn.Module):
     def config(self) -> dict:
         return {"architecture": "SliceDiffusionUNet", "channels": list(self.channels),
                 "num_res_blocks": self.num_res_blocks, "ct_conditioning": self.ct_conditioning,
+                "pet_conditioning": self.pet_conditioning,
                 "train_timesteps": TRAIN_TIMESTEPS, "schedule": SCHEDULE, "prediction": "epsilon",
                 "diffusion_scale": DIFFUSION_SCALE, "diffusion_offset": DIFFUSION_OFFSET}  # fmt: skip
 
@@ -103,10 +125,15 @@ class SlicePrior(nn.Module):
     def from_config(cls, config: dict) -> SlicePrior:
         if config.get("architecture") != "SliceDiffusionUNet":
             raise ValueError(f"architecture: expected SliceDiffusionUNet, got {config.get('architecture')!r}")
-        return cls(config["channels"], int(config["num_res_blocks"]), bool(config["ct_conditioning"]))
+        return cls(config["channels"], int(config["num_res_blocks"]), bool(config["ct_conditioning"]),
+                   bool(config.get("pet_conditioning", False)))  # fmt: skip
 
-    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, mu: torch.Tensor | None = None) -> torch.Tensor:
-        inputs = torch.cat([noisy, mu], dim=1) if self.ct_conditioning else noisy
+    def forward(
+        self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if (condition.shape[1] if condition is not None else 0) != self.condition_channels:
+            raise ValueError(f"condition: this prior takes {self.condition_channels} conditioning channel(s)")
+        inputs = torch.cat([noisy, condition], dim=1) if condition is not None else noisy
         padded, size = pad_to_multiple(inputs, self.multiple)
         return crop_to(self.unet(padded, timesteps), size)
 
@@ -134,8 +161,8 @@ class NoisePrediction(nn.Module):
     slice (from torch's generator, which the loop seeds every epoch), noises the slice and returns the predicted
     and the drawn noise stacked as channels (B, 2, Y, X); :func:`noise_loss` compares them.
 
-    ``slices`` (B, C, Y, X): channel 0 the clean slice in diffusion values, channel 1 the attenuation when the
-    prior is conditioned on it.
+    ``slices`` (B, C, Y, X): channel 0 the clean slice in diffusion values, channel 1 the attenuation, channel 2
+    (when present) the PET slice in diffusion values.
     """
 
     def __init__(self, prior: SlicePrior) -> None:
@@ -148,8 +175,8 @@ class NoisePrediction(nn.Module):
         noise = torch.randn_like(clean)
         timesteps = torch.randint(0, TRAIN_TIMESTEPS, (len(slices),), device=slices.device)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
-        mu = slices[:, 1:2] if self.prior.ct_conditioning else None
-        return torch.cat([self.prior(noisy, timesteps, mu), noise], dim=1)
+        condition = self.prior.condition(slices[:, 1:2], slices[:, 2:3] if slices.shape[1] > 2 else None)
+        return torch.cat([self.prior(noisy, timesteps, condition), noise], dim=1)
 
 
 def noise_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -77,8 +77,9 @@ def planar_to_3d_diffusion(
                                            seed=seed, camera=camera, device=device, tune=fine_tune_prior,
                                            progress=sub_progress(report, 0.1, 0.6))  # fmt: skip
     start = 0.6 if summary else 0.1
-    samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, device=device,
-                              progress=sub_progress(report, start, 0.95))  # fmt: skip
+    condition = patient.pet if model.pet_conditioning else None
+    samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, pet=condition,
+                              device=device, progress=sub_progress(report, start, 0.95))  # fmt: skip
     mean, std = samples.mean, samples.std
     consistency = planar_consistency(mean, patient.mu, counts, camera)
     spread = organ_spread(samples, patient.labels, names)

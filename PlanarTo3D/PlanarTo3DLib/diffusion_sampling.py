@@ -25,7 +25,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
 
 from .consistency import ConsistencySettings, PlanarConsistency
-from .data import DEFAULT_CAMERA, GRID_SPACING_MM, MU_SCALE, PlanarCamera, projector
+from .data import DEFAULT_CAMERA, GRID_SPACING_MM, MU_SCALE, PlanarCamera, activity_share, projector
 from .diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
 from .reconstruct import scaled_to_counts
 
@@ -89,11 +89,12 @@ def sample_share(
     spacing_mm: float = GRID_SPACING_MM,
     settings: SamplingSettings = DEFAULT_SAMPLING,
     seed: int = 0,
+    pet: np.ndarray | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """One sample's activity distribution (network units, (z, y, x), not clamped) for counts ``measured`` (2, z, x)
-    and attenuation ``mu`` (1/cm, (z, y, x))."""
+    and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it."""
     report = progress or no_progress
     if measured.shape != (2, mu.shape[0], mu.shape[2]):
         raise ValueError(f"measured: expected planar images (2, z, x) = (2, {mu.shape[0]}, {mu.shape[2]}), "
@@ -107,11 +108,13 @@ def sample_share(
     generator = torch.Generator(device=torch_device).manual_seed(int(seed))
     z, y, x = mu.shape
     mu_slices = torch.from_numpy(np.asarray(mu, np.float32) * np.float32(MU_SCALE))[:, None].to(torch_device)
+    pet_slices = None if pet is None else to_diffusion(torch.from_numpy(activity_share(pet)))[:, None].to(torch_device)
+    condition = prior.condition(mu_slices, pet_slices)
     sample = torch.randn((z, 1, y, x), generator=generator, device=torch_device)
     estimate = sample
     for index, timestep in enumerate(scheduler.timesteps.tolist()):
         with torch.no_grad():
-            noise = prior(sample, torch.full((z,), timestep, device=torch_device), mu_slices)
+            noise = prior(sample, torch.full((z,), timestep, device=torch_device), condition)
         sample, estimate = scheduler.step(noise, timestep, sample, eta=settings.eta, generator=generator)
         if consistency is not None:
             share = consistency(from_diffusion(estimate[:, 0]))
@@ -130,11 +133,12 @@ def sample_activity(
     camera: PlanarCamera = DEFAULT_CAMERA,
     spacing_mm: float = GRID_SPACING_MM,
     settings: SamplingSettings = DEFAULT_SAMPLING,
+    pet: np.ndarray | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> DiffusionSamples:
     """``settings.samples`` samples of the activity (Bq/mL), each non-negative with its projection's total equal
-    to the measured total counts."""
+    to the measured total counts; ``pet`` for a prior conditioned on it."""
     report = progress or no_progress
     measured = np.asarray(measured, np.float32)
     if not np.all(np.isfinite(measured)) or measured.min() < 0 or not measured.sum() > 0:
@@ -146,7 +150,7 @@ def sample_activity(
             report((k + fraction) / settings.samples, f"sample {k + 1}/{settings.samples}: {message}")
 
         share = sample_share(prior, measured, mu, camera=camera, spacing_mm=spacing_mm, settings=settings,
-                             seed=settings.seed + k, device=device, progress=part)  # fmt: skip
+                             seed=settings.seed + k, pet=pet, device=device, progress=part)  # fmt: skip
         samples.append(scaled_to_counts(np.clip(share, 0.0, None), mu, measured, camera, spacing_mm))
     return DiffusionSamples(np.stack(samples))
 

@@ -47,21 +47,27 @@ NORMALISATION = (
 
 
 def slices_of(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Axial training slices of volume samples (inputs (N, C, z, y, x) with the attenuation as channel 2, targets
-    (N, 1, z, y, x) in network units): (N * z, 2, y, x) = (diffusion values, mu x MU_SCALE), and dummy targets
-    (N * z,) for the shared loop (the noise is drawn inside the model)."""
+    """Axial training slices of volume samples (inputs (N, C, z, y, x) with the attenuation as channel 2 and the
+    PET as channel 3 when C = 4, targets (N, 1, z, y, x) in network units): (N * z, 2 or 3, y, x) = (diffusion
+    values, mu x MU_SCALE[, the PET in diffusion values]), and dummy targets (N * z,) for the shared loop (the
+    noise is drawn inside the model)."""
     if inputs.ndim != 5 or targets.ndim != 5 or inputs.shape[2:] != targets.shape[2:]:
         raise ValueError(f"samples: expected (N, C, z, y, x) volumes, got {tuple(inputs.shape)} and "
                          f"{tuple(targets.shape)}")  # fmt: skip
-    stacked = torch.stack([to_diffusion(targets[:, 0]), inputs[:, 2]], dim=2)
-    slices = stacked.reshape(-1, 2, *stacked.shape[-2:]).contiguous()
+    channels = [to_diffusion(targets[:, 0]), inputs[:, 2]]
+    if inputs.shape[1] > 3:
+        channels.append(to_diffusion(inputs[:, 3]))
+    stacked = torch.stack(channels, dim=2)
+    slices = stacked.reshape(-1, len(channels), *stacked.shape[-2:]).contiguous()
     return slices, torch.zeros(len(slices))
 
 
-def new_prior(seed: int, channels=DEFAULT_CHANNELS, ct_conditioning: bool = False) -> SlicePrior:
+def new_prior(
+    seed: int, channels=DEFAULT_CHANNELS, ct_conditioning: bool = False, pet_conditioning: bool = False
+) -> SlicePrior:
     """The untrained prior seeded with ``seed``."""
     seed_everything(seed)
-    return SlicePrior(channels, 1, ct_conditioning)
+    return SlicePrior(channels, 1, ct_conditioning, pet_conditioning)
 
 
 def _fit(prior: SlicePrior, train_set, val_set, out_dir: Path, device, resume: bool, progress, **settings):
@@ -82,6 +88,7 @@ def train_generic_prior(
     seed: int = 0,
     channels=DEFAULT_CHANNELS,
     ct_conditioning: bool = False,
+    pet_conditioning: bool = False,
     camera: PlanarCamera = DEFAULT_CAMERA,
     device: str | None = None,
     resume: bool = False,
@@ -90,17 +97,20 @@ def train_generic_prior(
 ) -> tuple[SlicePrior, dict[str, Any]]:
     """Train the generic prior on the axial slices of ``patients`` virtual patients (seed ``seed``) x (1 +
     ``variations``), validated on ``val_patients`` others (seed ``seed + 1``); checkpoints, loss curve and
-    ``training_summary.json`` in ``out_dir``. Returns the prior (best epoch) and the summary."""
+    ``training_summary.json`` in ``out_dir``. Returns the prior (best epoch) and the summary. With
+    ``pet_conditioning`` each virtual patient gets a pre-therapy PET unlike its truth (as the ResUNet's
+    population), whose slices condition the prior."""
     report = progress or no_progress
     out_dir = Path(out_dir)
     started = time.perf_counter()
     train_x, train_y, train_seeds = population_samples(patients, variations, seed, camera,
-                                                       sub_progress(report, 0.0, 0.08))  # fmt: skip
-    val_x, val_y, val_seeds = population_samples(val_patients, 0, seed + 1, camera, sub_progress(report, 0.08, 0.1))
+                                                       sub_progress(report, 0.0, 0.08), pet_conditioning)  # fmt: skip
+    val_x, val_y, val_seeds = population_samples(val_patients, 0, seed + 1, camera, sub_progress(report, 0.08, 0.1),
+                                                 pet_conditioning)  # fmt: skip
     data_time = time.perf_counter() - started
     train_set, val_set = slices_of(train_x, train_y), slices_of(val_x, val_y)
     del train_x, val_x
-    prior = new_prior(seed, channels, ct_conditioning)
+    prior = new_prior(seed, channels, ct_conditioning, pet_conditioning)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "plateau"}
     started = time.perf_counter()
     result = _fit(prior, train_set, val_set, out_dir, device, resume, sub_progress(report, 0.1, 1.0), **settings)
@@ -148,7 +158,7 @@ def fine_tune_prior(
     ``out_dir`` (resumable). Returns the prior and a summary for its card."""
     report = progress or no_progress
     train_volumes, val_volumes = patient_sets(pet, hu, labels, total_counts, variations, seed, camera,
-                                              sub_progress(report, 0.0, 0.15))  # fmt: skip
+                                              sub_progress(report, 0.0, 0.15), generic.pet_conditioning)  # fmt: skip
     train_set, val_set = slices_of(*train_volumes), slices_of(*val_volumes)
     prior = copy.deepcopy(generic)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "constant"}
@@ -178,5 +188,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "2000 predictor-corrector steps",
             "population: the project's analytic torso phantoms (177Lu-PSMA and -DOTATATE uptake); planar images "
             "without scatter",
+            *(["conditioned on the pre-therapy PET slice (an input channel; the paper's stated next step)"]
+              if summary["model"]["config"].get("pet_conditioning") else []),
         ],
     }  # fmt: skip

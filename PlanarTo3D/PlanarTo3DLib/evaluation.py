@@ -152,9 +152,11 @@ def _diffusion_estimates(
     ``times``."""
     estimates = {}
     started = time.perf_counter()
+    condition = pet if prior.pet_conditioning else None
     estimates["diffusion generic"] = sample_activity(
-        prior, measured, mu, camera=camera, settings=sampling, device=device, progress=sub_progress(progress, 0.0, 0.3)
-    ).mean
+        prior, measured, mu, camera=camera, settings=sampling, pet=condition, device=device,
+        progress=sub_progress(progress, 0.0, 0.3),
+    ).mean  # fmt: skip
     times["diffusion generic"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory(prefix="planar3d-diffusion-") as folder:
         started = time.perf_counter()
@@ -162,7 +164,7 @@ def _diffusion_estimates(
                                       epochs=epochs, seed=seed, camera=camera, device=device,
                                       progress=sub_progress(progress, 0.3, 0.7))  # fmt: skip
         estimates["diffusion patient-specific"] = sample_activity(
-            specific, measured, mu, camera=camera, settings=sampling, device=device,
+            specific, measured, mu, camera=camera, settings=sampling, pet=condition, device=device,
             progress=sub_progress(progress, 0.7, 1.0),
         ).mean  # fmt: skip
         times["diffusion patient-specific"] = time.perf_counter() - started

@@ -27,6 +27,7 @@ from PlanarTo3DLib.diffusion import (
     to_diffusion,
 )
 from PlanarTo3DLib.diffusion_sampling import SamplingSettings, organ_spread, sample_activity
+from PlanarTo3DLib.diffusion_train import slices_of
 from PlanarTo3DLib.reconstruct import planar_consistency
 
 SPACING_MM = data.GRID_SPACING_MM
@@ -34,9 +35,9 @@ SHAPE = (10, 16, 14)
 """A tiny grid (z, y, x): 96 x 154 x 134 mm at 9.6 mm."""
 
 
-def _tiny_prior(ct_conditioning: bool = False) -> SlicePrior:
+def _tiny_prior(ct_conditioning: bool = False, pet_conditioning: bool = False) -> SlicePrior:
     torch.manual_seed(0)
-    return SlicePrior((8, 16), 1, ct_conditioning)
+    return SlicePrior((8, 16), 1, ct_conditioning, pet_conditioning)
 
 
 def _phantom(depths: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,14 +60,24 @@ def test_padding_round_trip_and_the_prior_keeps_any_slice_size():
     share = torch.rand(4, 5)
     assert torch.allclose(from_diffusion(to_diffusion(share)), share)
     assert float(to_diffusion(torch.zeros(1))) == -1.0
-    for ct in (False, True):
-        prior = _tiny_prior(ct)
-        noisy, mu = torch.randn(5, 1, 10, 13), torch.rand(5, 1, 10, 13)
-        assert prior(noisy, torch.full((5,), 10), mu).shape == (5, 1, 10, 13)
+    noisy, mu, pet = torch.randn(5, 1, 10, 13), torch.rand(5, 1, 10, 13), torch.rand(5, 1, 10, 13)
+    for ct, with_pet in ((False, False), (True, False), (False, True), (True, True)):
+        prior = _tiny_prior(ct, with_pet)
+        condition = prior.condition(mu, pet)
+        assert (0 if condition is None else condition.shape[1]) == ct + with_pet == prior.condition_channels
+        assert prior(noisy, torch.full((5,), 10), condition).shape == (5, 1, 10, 13)
         assert SlicePrior.from_config(prior.config).config == prior.config
-    with torch.no_grad():
-        output = NoisePrediction(_tiny_prior()).eval()(torch.randn(2, 2, 10, 13))
-    assert output.shape == (2, 2, 10, 13) and float(noise_loss(output, torch.zeros(2))) > 0
+        with torch.no_grad():  # training slices: clean, mu and, when the volumes had it, the PET
+            output = NoisePrediction(prior).eval()(torch.randn(2, 3, 10, 13))
+        assert output.shape == (2, 2, 10, 13) and float(noise_loss(output, torch.zeros(2))) > 0
+    with pytest.raises(ValueError, match="conditioned on the pre-therapy PET"):
+        _tiny_prior(False, True).condition(mu, None)
+    with pytest.raises(ValueError, match="takes 0 conditioning"):
+        _tiny_prior()(noisy, torch.full((5,), 10), mu)
+    volumes, targets = torch.rand(2, 4, 3, 10, 13), torch.rand(2, 1, 3, 10, 13)
+    slices, _ = slices_of(volumes, targets)
+    assert slices.shape == (6, 3, 10, 13) and torch.allclose(slices[4, 2], to_diffusion(volumes[1, 3, 1]))
+    assert slices_of(volumes[:, :3], targets)[0].shape == (6, 2, 10, 13)
     with pytest.raises(ValueError, match="SliceDiffusionUNet"):
         SlicePrior.from_config({"architecture": "ResUNet3D"})
 
@@ -109,6 +120,12 @@ def test_planar_consistency_brings_the_samples_to_the_counts_with_the_total_tied
     labels[4:6, :, 5:7] = 1
     spread = organ_spread(on, labels, {1: "source line"}, SPACING_MM)["source line"]
     assert spread["activity_MBq"] > 0 and spread["activity_sd_MBq"] >= 0
+    conditioned = _tiny_prior(pet_conditioning=True)
+    with_pet = sample_activity(conditioned, measured, mu, spacing_mm=SPACING_MM, pet=mu + 0.01,
+                               settings=SamplingSettings(steps=2, samples=1))  # fmt: skip
+    assert with_pet.samples.shape == (1, *SHAPE) and with_pet.samples.min() >= 0.0
+    with pytest.raises(ValueError, match="give the PET"):
+        sample_activity(conditioned, measured, mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=2))
 
 
 @pytest.mark.parametrize("depths", [[8], [3, 12]], ids=["one source", "two sources on one AP line"])
