@@ -134,8 +134,8 @@ def train_dose_cnn(
         crop: in-plane random crop (multiple of 16; None: whole slices).
         slices_per_volume: random slices per (case, count level) per epoch.
         val_slice_step: validation on every ``val_slice_step``-th whole slice of each val volume.
-        loss: a name of :data:`LOSSES`: ``"body"`` (Li et al.'s) or ``"region"`` (each region weighted as the
-            held-out metric weighs it).
+        loss: a name of :data:`LOSSES`: ``"body"`` (Li et al.'s) or ``"region"`` (each organ's and lesion's squared
+            error relative to VDK's there, so that every region counts alike).
         max_cases: use only the first cases of each split.
         init_model: start from this installed model's weights (in ``models_dir``, default the resources' Models)
             instead of VDK (:func:`DosimetryCore.learning.models.initialise_from`); the card records how it was

@@ -54,9 +54,9 @@ def body_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def region_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Li et al.'s loss with each body voxel's squared error weighted as the held-out metric weighs it:
-    0.7 x mean over the body of (w x squared error) + 0.3 x MSE outside, w from
-    :func:`DoseRateCNNLib.region_weights.region_weight_map`.
+    """Li et al.'s loss with each body voxel's squared error weighted by its region's weight (1 / (voxels x VDK's
+    mean squared error there), so every organ and lesion counts alike): 0.7 x mean over the body of (w x squared
+    error) + 0.3 x MSE outside, w from :func:`DoseRateCNNLib.region_weights.region_weight_map`.
 
     ``prediction`` (B, 1, 1, H, W); ``target`` (B, 3, 1, H, W): the label, the body mask and the weights.
     """
