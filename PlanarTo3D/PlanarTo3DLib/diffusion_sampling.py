@@ -74,7 +74,7 @@ class DiffusionSamples:
         return self.samples.std(axis=0, ddof=1).astype(np.float32)
 
 
-def _alpha_prev(scheduler, timestep: int) -> float:
+def previous_alpha(scheduler, timestep: int) -> float:
     """The cumulative alpha of the DDIM step after ``timestep`` (as the scheduler's ``step`` takes it)."""
     previous = timestep - scheduler.num_train_timesteps // scheduler.num_inference_steps
     return float(scheduler.alphas_cumprod[previous] if previous >= 0 else scheduler.final_alpha_cumprod)
@@ -119,7 +119,7 @@ def sample_share(
         if consistency is not None:
             share = consistency(from_diffusion(estimate[:, 0]))
             consistent = to_diffusion(share.to(torch_device))[:, None]
-            sample = sample + _alpha_prev(scheduler, timestep) ** 0.5 * (consistent - estimate)
+            sample = sample + previous_alpha(scheduler, timestep) ** 0.5 * (consistent - estimate)
             estimate = consistent
         report((index + 1) / settings.steps, f"DDIM step {index + 1}/{settings.steps}")
     return from_diffusion(estimate[:, 0]).cpu().numpy().astype(np.float32)

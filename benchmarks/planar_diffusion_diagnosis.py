@@ -1,0 +1,107 @@
+"""Where PlanarTo3D's diffusion path loses the organs: the prior's sampler and the DDS consistency loop, apart.
+
+Usage: ``python benchmarks/planar_diffusion_diagnosis.py [--prior planar3d-diffusion] [--models-dir DIR]
+[--patient 0] [--steps 50]``
+
+On one held-out virtual patient (:func:`PlanarTo3DLib.evaluation.held_out_seeds`, with its pre-therapy PET and
+noisy planar images as ``evaluate-planar`` makes them) it prints one table row per experiment: the correlation of
+the sampled activity share with the truth's, the mean absolute organ activity error, MAE and SSIM (as
+``evaluate-planar``):
+
+- the prior alone, DDIM from pure noise (what ``planar-to-3d --method diffusion`` starts from);
+- the prior alone, DDIM from the truth noised to t = 300 and t = 700 (can it denoise what it is given?);
+- from the PET noised to t = 300: the prior alone, and with the planar consistency at every step (DDS);
+- the consistency step once, applied to the truth and to the PET (does it move a good estimate away?).
+
+A PET-conditioned prior gets the PET slices; an unconditioned one ignores them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from DosimetryCore.learning import models
+from PlanarTo3DLib import data
+from PlanarTo3DLib.consistency import ConsistencySettings, PlanarConsistency
+from PlanarTo3DLib.datasets import virtual_patient
+from PlanarTo3DLib.diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
+from PlanarTo3DLib.diffusion_sampling import previous_alpha
+from PlanarTo3DLib.evaluation import held_out_seeds, image_row, organ_activities_MBq, organ_errors, organ_labelmap
+from PlanarTo3DLib.reconstruct import scaled_to_counts
+
+
+def run_ddim(prior, start, first_step, condition, consistency, steps, seed=0):
+    """DDIM from ``start`` (diffusion values, (z, 1, y, x)) noised to ``first_step`` (None: pure noise), with the
+    planar consistency on each denoised estimate when ``consistency`` is given; returns the last estimate."""
+    scheduler = sampling_scheduler(steps)
+    generator = torch.Generator().manual_seed(seed)
+    timesteps = [t for t in scheduler.timesteps.tolist() if first_step is None or t <= first_step]
+    noise = torch.randn(start.shape, generator=generator)
+    if first_step is None:
+        sample = noise
+    else:
+        alpha = scheduler.alphas_cumprod[timesteps[0]]
+        sample = alpha.sqrt() * start + (1 - alpha).sqrt() * noise
+    estimate = sample
+    for timestep in timesteps:
+        with torch.no_grad():
+            predicted = prior(sample, torch.full((len(sample),), timestep), condition)
+        sample, estimate = scheduler.step(predicted, timestep, sample)
+        if consistency is not None:
+            consistent = to_diffusion(consistency(from_diffusion(estimate[:, 0])))[:, None]
+            sample = sample + previous_alpha(scheduler, timestep) ** 0.5 * (consistent - estimate)
+            estimate = consistent
+    return from_diffusion(estimate[:, 0]).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prior", default="planar3d-diffusion", help="installed slice prior")
+    parser.add_argument("--models-dir", help="models folder (default: the resources' Models)")
+    parser.add_argument("--patient", type=int, default=0, help="index of the held-out patient")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps over the whole schedule")
+    arguments = parser.parse_args()
+    prior, _ = models.load_model(arguments.prior, SlicePrior.from_config, "cpu", arguments.models_dir)
+    prior.eval()
+    seed = held_out_seeds(arguments.patient + 1)[arguments.patient]
+    patient = virtual_patient(seed)
+    rng = np.random.default_rng(seed + 7)
+    truth, labels, mu = patient["activity"], patient["labels"], data.mu_map(patient["hu"])
+    pet, _ = data.pre_therapy_pet(truth, labels, rng)
+    measured = data.planar_images(truth, mu, seed=int(rng.integers(2**31)))
+    organs, names = organ_labelmap(labels)
+    true_MBq = organ_activities_MBq(truth, organs, names)
+    body = patient["hu"] > -500
+    truth_share, pet_share = data.activity_share(truth), data.activity_share(pet)
+    truth_values = to_diffusion(torch.from_numpy(truth_share))[:, None]
+    pet_values = to_diffusion(torch.from_numpy(pet_share))[:, None]
+    mu_slices = torch.from_numpy(mu * np.float32(data.MU_SCALE))[:, None]
+    condition = prior.condition(mu_slices, pet_values if prior.pet_conditioning else None)
+    consistency = PlanarConsistency(data.projector(mu), measured, ConsistencySettings())
+    steps = arguments.steps
+    experiments = {
+        "prior, from pure noise": lambda: run_ddim(prior, truth_values, None, condition, None, steps),
+        "prior, from truth at t=300": lambda: run_ddim(prior, truth_values, 300, condition, None, steps),
+        "prior, from truth at t=700": lambda: run_ddim(prior, truth_values, 700, condition, None, steps),
+        "prior, from PET at t=300": lambda: run_ddim(prior, pet_values, 300, condition, None, steps),
+        "DDS, from PET at t=300": lambda: run_ddim(prior, pet_values, 300, condition, consistency, steps),
+        "consistency once on the truth": lambda: consistency(torch.from_numpy(truth_share)).numpy(),
+        "consistency once on the PET": lambda: consistency(torch.from_numpy(pet_share)).numpy(),
+        "the PET itself": lambda: pet_share,
+    }
+    print(f"prior {arguments.prior} (PET-conditioned: {prior.pet_conditioning}), held-out patient {seed}")
+    print(f"{'experiment':34s} {'corr':>6s} {'organ err %':>11s} {'MAE':>6s} {'SSIM':>6s}")
+    for name, experiment in experiments.items():
+        share = np.clip(experiment(), 0.0, None)
+        activity = scaled_to_counts(share, mu, measured)
+        correlation = float(np.corrcoef(share.ravel(), truth_share.ravel())[0, 1])
+        error = organ_errors(organ_activities_MBq(activity, organs, names), true_MBq)["organ_abs_error_%"]
+        row = image_row(activity, truth, body)
+        print(f"{name:34s} {correlation:6.3f} {error:11.1f} {row['mae_norm']:6.3f} {row['ssim']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
