@@ -39,7 +39,7 @@ from .diffusion_sampling import DEFAULT_SAMPLING, SamplingSettings, sample_activ
 from .diffusion_train import fine_tune_prior
 from .network import ResUNet3D
 from .reconstruct import planar_consistency, reconstruct
-from .train import FINE_TUNE_DEFAULTS, fine_tune, is_pet_conditioned
+from .train import FINE_TUNE_DEFAULTS, fine_tune
 
 ORGANS = {
     "liver": ("liver",),
@@ -110,7 +110,7 @@ def evaluate_patient(
     rows = []
     report(0.0, "generic ResUNet")
     started = time.perf_counter()
-    condition = pet if is_pet_conditioned(generic) else None
+    condition = pet if generic.pet_conditioning else None
     estimates = {"ResUNet generic": reconstruct(generic, measured, mu, condition, camera=camera, device=device)}
     times = {"ResUNet generic": time.perf_counter() - started}
     with tempfile.TemporaryDirectory(prefix="planar3d-finetune-") as folder:

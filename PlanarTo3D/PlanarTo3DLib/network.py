@@ -85,6 +85,11 @@ class ResUNet3D(nn.Module):
         self.final = nn.Conv3d(features[0], 1, kernel_size=1)
 
     @property
+    def pet_conditioning(self) -> bool:
+        """Whether the model takes the pre-therapy PET as its fourth input channel."""
+        return self.in_channels == 4
+
+    @property
     def config(self) -> dict:
         return {"architecture": "ResUNet3D", "in_channels": self.in_channels, "features": list(self.features)}
 

@@ -28,7 +28,7 @@ from .alignment import PlanarAlignment, align_planar
 from .data import DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, PlanarCamera, mu_map, planar_images
 from .network import ResUNet3D
 from .reconstruct import planar_consistency, reconstruct
-from .train import FINE_TUNE_DEFAULTS, fine_tune, is_pet_conditioned
+from .train import FINE_TUNE_DEFAULTS, fine_tune
 
 
 @dataclass
@@ -150,7 +150,7 @@ def planar_to_3d(
                                            seed=seed, camera=camera, device=device,
                                            progress=sub_progress(report, 0.1, 0.9))  # fmt: skip
     report(0.9, "reconstructing")
-    condition = patient.pet if is_pet_conditioned(model) else None
+    condition = patient.pet if model.pet_conditioning else None
     activity = reconstruct(model, alignment.counts, patient.mu, condition, camera=camera, device=device)
     consistency = planar_consistency(activity, patient.mu, alignment.counts, camera)
     rows = organ_rows(activity, alignment.counts, patient.mu, patient.labels, names, camera)

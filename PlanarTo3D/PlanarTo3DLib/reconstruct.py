@@ -60,7 +60,7 @@ def reconstruct(
 ) -> np.ndarray:
     """Activity (Bq/mL, (z, y, x)) from measured planar counts (2, z, x) and the attenuation map (1/cm); ``pet``
     (any unit) when the model was trained conditioned on it."""
-    if (pet is not None) != (model.in_channels == 4):
+    if (pet is not None) != model.pet_conditioning:
         raise ValueError(f"pet: the model takes {model.in_channels} input channels; the PET is channel 4")
     share = predicted_share(model, network_input(measured, mu, pet), device)
     return scaled_to_counts(share, mu, measured, camera)

@@ -49,11 +49,6 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.l1_loss(prediction, target)
 
 
-def is_pet_conditioned(model: ResUNet3D) -> bool:
-    """Whether ``model`` takes the pre-therapy PET as its fourth input channel."""
-    return model.in_channels == 4
-
-
 def new_model(seed: int, in_channels: int = 3, features=DEFAULT_FEATURES) -> ResUNet3D:
     """The untrained ResUNet seeded with ``seed``."""
     seed_everything(seed)
@@ -161,7 +156,7 @@ def fine_tune(
     Checkpoints in ``out_dir`` (resumable). Returns the model and a summary for its card."""
     report = progress or no_progress
     train_set, val_set = patient_sets(pet, hu, labels, total_counts, variations, seed, camera,
-                                      sub_progress(report, 0.0, 0.15), is_pet_conditioned(generic))  # fmt: skip
+                                      sub_progress(report, 0.0, 0.15), generic.pet_conditioning)  # fmt: skip
     model = copy.deepcopy(generic)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "lr_schedule": "constant"}
     started = time.perf_counter()

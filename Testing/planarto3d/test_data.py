@@ -10,7 +10,7 @@ from PlanarTo3DLib import data
 from PlanarTo3DLib.datasets import patient_samples, population_samples, virtual_patient
 from PlanarTo3DLib.network import ResUNet3D
 from PlanarTo3DLib.reconstruct import planar_consistency, reconstruct, scaled_to_counts
-from PlanarTo3DLib.train import fine_tune, is_pet_conditioned
+from PlanarTo3DLib.train import fine_tune
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_a_pet_conditioned_model_fine_tunes_and_reconstructs_with_the_pet(patien
     measured = data.planar_images(patient["activity"], mu, seed=0)
     tuned, _ = fine_tune(generic, pet, patient["hu"], patient["labels"], float(measured.sum()), tmp_path,
                          variations=3, epochs=1)  # fmt: skip
-    assert is_pet_conditioned(tuned) and not is_pet_conditioned(ResUNet3D(3, (4, 8)))
+    assert tuned.pet_conditioning and not ResUNet3D(3, (4, 8)).pet_conditioning
     estimate = reconstruct(tuned, measured, mu, pet)
     assert data.planar_images(estimate, mu).sum() == pytest.approx(measured.sum(), rel=1e-4)
     with pytest.raises(ValueError, match="input channels"):
