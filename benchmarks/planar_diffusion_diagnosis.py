@@ -28,7 +28,7 @@ from PlanarTo3DLib import data
 from PlanarTo3DLib.consistency import ConsistencySettings, PlanarConsistency
 from PlanarTo3DLib.datasets import virtual_patient
 from PlanarTo3DLib.diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
-from PlanarTo3DLib.diffusion_sampling import previous_alpha
+from PlanarTo3DLib.diffusion_sampling import dds_step
 from PlanarTo3DLib.evaluation import held_out_seeds, image_row, organ_activities_MBq, organ_errors, organ_labelmap
 from PlanarTo3DLib.reconstruct import scaled_to_counts
 
@@ -47,13 +47,7 @@ def run_ddim(prior, start, first_step, condition, consistency, steps, seed=0):
         sample = alpha.sqrt() * start + (1 - alpha).sqrt() * noise
     estimate = sample
     for timestep in timesteps:
-        with torch.no_grad():
-            predicted = prior(sample, torch.full((len(sample),), timestep), condition)
-        sample, estimate = scheduler.step(predicted, timestep, sample)
-        if consistency is not None:
-            consistent = to_diffusion(consistency(from_diffusion(estimate[:, 0])))[:, None]
-            sample = sample + previous_alpha(scheduler, timestep) ** 0.5 * (consistent - estimate)
-            estimate = consistent
+        sample, estimate = dds_step(prior, scheduler, sample, timestep, condition, consistency)
     return from_diffusion(estimate[:, 0]).numpy()
 
 

@@ -80,6 +80,29 @@ def previous_alpha(scheduler, timestep: int) -> float:
     return float(scheduler.alphas_cumprod[previous] if previous >= 0 else scheduler.final_alpha_cumprod)
 
 
+def dds_step(
+    prior: SlicePrior,
+    scheduler,
+    sample: torch.Tensor,
+    timestep: int,
+    condition: torch.Tensor | None,
+    consistency: PlanarConsistency | None,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM step of all slices ``sample`` (z, 1, y, x; diffusion values) at ``timestep``; with
+    ``consistency``, the denoised estimate is made consistent with the planar counts and the next sample moved
+    with it (DDS). Returns (next sample, denoised estimate)."""
+    with torch.no_grad():
+        noise = prior(sample, torch.full((len(sample),), timestep, device=sample.device), condition)
+    sample, estimate = scheduler.step(noise, timestep, sample, eta=eta, generator=generator)
+    if consistency is not None:
+        consistent = to_diffusion(consistency(from_diffusion(estimate[:, 0])).to(sample.device))[:, None]
+        sample = sample + previous_alpha(scheduler, timestep) ** 0.5 * (consistent - estimate)
+        estimate = consistent
+    return sample, estimate
+
+
 def sample_share(
     prior: SlicePrior,
     measured: np.ndarray,
@@ -113,14 +136,7 @@ def sample_share(
     sample = torch.randn((z, 1, y, x), generator=generator, device=torch_device)
     estimate = sample
     for index, timestep in enumerate(scheduler.timesteps.tolist()):
-        with torch.no_grad():
-            noise = prior(sample, torch.full((z,), timestep, device=torch_device), condition)
-        sample, estimate = scheduler.step(noise, timestep, sample, eta=settings.eta, generator=generator)
-        if consistency is not None:
-            share = consistency(from_diffusion(estimate[:, 0]))
-            consistent = to_diffusion(share.to(torch_device))[:, None]
-            sample = sample + previous_alpha(scheduler, timestep) ** 0.5 * (consistent - estimate)
-            estimate = consistent
+        sample, estimate = dds_step(prior, scheduler, sample, timestep, condition, consistency, settings.eta, generator)
         report((index + 1) / settings.steps, f"DDIM step {index + 1}/{settings.steps}")
     return from_diffusion(estimate[:, 0]).cpu().numpy().astype(np.float32)
 
