@@ -87,8 +87,8 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     command.add_argument(
         "--loss", default=DEFAULTS["loss"], choices=tuple(LOSSES),
-        help="body: Li et al.'s 0.7 body / 0.3 outside MSE; region: each organ and lesion weighted as the held-out "
-        "NRMSE weighs it",
+        help="body: Li et al.'s 0.7 body / 0.3 outside MSE; region: each organ's and lesion's squared error relative "
+        "to VDK's there, so that every region counts alike",
     )  # fmt: skip
     command.add_argument("--max-cases", type=int, help="use only the first cases of each split")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
