@@ -24,7 +24,14 @@ import numpy as np
 
 from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
 from DLPVCLib.correction import TrainedModel, correct_dl, correct_iy, load_dlpvc_model, segment_rows, total_activity_Bq
-from DLPVCLib.dataset import RECONSTRUCTIONS, SPLIT_FRACTIONS, SPLITS, TOTAL_ACTIVITY_RANGE_MBQ, write_dataset
+from DLPVCLib.dataset import (
+    CASE_KINDS,
+    RECONSTRUCTIONS,
+    SPLIT_FRACTIONS,
+    SPLITS,
+    TOTAL_ACTIVITY_RANGE_MBQ,
+    write_dataset,
+)
 from DLPVCLib.demo import CASES, DEMO_SEED, run_demo
 from DLPVCLib.evaluation import IY_ITERATIONS, card_metrics, evaluate, write_table
 from DLPVCLib.networks import ARCHITECTURES, DLPVCModel
@@ -134,6 +141,7 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
             acquisition,
             total_activity_range_MBq=tuple(arguments.total_activity_MBq),
             split_fractions=tuple(arguments.split_fractions),
+            kind=arguments.kind,
             progress=terminal_progress(),
             **options,
         )
@@ -165,19 +173,33 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--spacing-mm", type=float, default=4.8, help="voxel size in mm (default 4.8)")
     command.add_argument("--views", type=int, default=simulation.Acquisition.views, help="SPECT views (default 120)")
     command.add_argument(
-        "--total-activity-mbq", dest="total_activity_MBq", type=float, nargs=2, default=TOTAL_ACTIVITY_RANGE_MBQ,
+        "--total-activity-mbq",
+        dest="total_activity_MBq",
+        type=float,
+        nargs=2,
+        default=TOTAL_ACTIVITY_RANGE_MBQ,
         metavar=("LOW", "HIGH"),
         help="range of the activity in the field of view, MBq, drawn log-uniformly (default 300 3000)",
     )
     command.add_argument(
-        "--split-fractions", type=float, nargs=3, default=SPLIT_FRACTIONS, metavar=("TRAIN", "VAL", "TEST"),
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=SPLIT_FRACTIONS,
+        metavar=("TRAIN", "VAL", "TEST"),
         help="expected shares of the train, val and test splits, summing to 1 (default 0.8 0.1 0.1; "
         "0 0.1 0.9 makes a held-out evaluation set)",
+    )
+    command.add_argument(
+        "--kind",
+        default="random",
+        choices=CASE_KINDS,
+        help="true activity: random (seed 003's shapes in a cold body, default), torso (patient-like PSMA or "
+        "DOTATATE torso, organ uptakes x U(0.5, 2)) or warm (random shapes over a warm body)",
     )
     parallel_cli.add_parallel_arguments(command)
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
     command.set_defaults(handler=_run_simulate_pvc)
-
 
 
 def _load(arguments: argparse.Namespace) -> tuple[TrainedModel | DLPVCModel, dict[str, Any] | None]:
@@ -245,7 +267,6 @@ def register_evaluate_pvc(subparsers: argparse._SubParsersAction) -> None:
     command.set_defaults(handler=_run_evaluate)
 
 
-
 def _print_summary(result: dict[str, Any]) -> None:
     print(f"{'method':<8} {'SSIM':>6} {'NRMSE %':>8} {'VAA %':>6} {'AD %':>6}")
     for row in result["metrics"]:
@@ -296,13 +317,32 @@ def register_demo_pvc(subparsers: argparse._SubParsersAction) -> None:
     command.set_defaults(handler=_run_demo)
 
 
-
 def _command_line(arguments: argparse.Namespace) -> str:
     """The training command with every setting spelled out (what the model card records)."""
     words = [
-        "deepdosimetry", "train", "dlpvc", "--data", arguments.data, "--out", arguments.out, "--arch", arguments.arch,
-        "--input", arguments.input, "--loss", arguments.loss, "--epochs", arguments.epochs, "--batch-size",
-        arguments.batch_size, "--lr", arguments.lr, "--lr-schedule", arguments.lr_schedule, "--seed", arguments.seed,
+        "deepdosimetry",
+        "train",
+        "dlpvc",
+        "--data",
+        *arguments.data,
+        "--out",
+        arguments.out,
+        "--arch",
+        arguments.arch,
+        "--input",
+        arguments.input,
+        "--loss",
+        arguments.loss,
+        "--epochs",
+        arguments.epochs,
+        "--batch-size",
+        arguments.batch_size,
+        "--lr",
+        arguments.lr,
+        "--lr-schedule",
+        arguments.lr_schedule,
+        "--seed",
+        arguments.seed,
     ]
     if arguments.no_flips:
         words.append("--no-flips")
@@ -322,7 +362,7 @@ def _command_line(arguments: argparse.Namespace) -> str:
 
 
 def _run_train(arguments: argparse.Namespace) -> int:
-    check_outputs({"--data": arguments.data}, {}, {"--out": arguments.out})
+    check_outputs({f"--data {folder}": folder for folder in arguments.data}, {}, {"--out": arguments.out})
     if arguments.save_model:
         models.check_new_model_name(arguments.save_model, arguments.models_dir, arguments.overwrite)
     run = train_dlpvc(
@@ -367,7 +407,12 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     command = train_subparsers.add_parser(
         "dlpvc", help="train a DL-PVC network on a simulate-pvc dataset (Leube et al.)"
     )
-    command.add_argument("--data", required=True, help="dataset folder written by simulate-pvc")
+    command.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="dataset folder(s) written by simulate-pvc; several are trained on together (e.g. one per --kind)",
+    )
     command.add_argument("--out", required=True, help="checkpoint folder (checkpoints, loss curve, summary)")
     command.add_argument("--arch", default="r2unet", help=f"network: {', '.join(ARCHITECTURES)} (default r2unet)")
     command.add_argument("--channels", type=int, nargs="+", help="feature channels per level (default 16 32 64 128)")

@@ -45,6 +45,7 @@ weights into the model registry with a model card; its held-out metrics are adde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -55,8 +56,9 @@ from typing import Any
 
 import torch
 from torch.nn import functional
+from torch.utils.data import ConcatDataset, Dataset
 
-from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
+from DLPVCLib.dataset import PVCDataset, manifest_sha256, read_manifest, simulate_command
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.progress import ProgressCallback
 from DosimetryCore.learning import losses, models
@@ -133,33 +135,82 @@ def normalised_loss(name: str) -> LossFunction:
     return loss
 
 
-def _description(model: DLPVCModel, train_set: PVCDataset, n_val: int, training: dict[str, Any]) -> dict[str, Any]:
+def _data_record(train_sets: Sequence[PVCDataset], n_val: int) -> dict[str, Any]:
+    """On which data a run trains: one dataset folder's record, or several folders' (``datasets``) with the
+    totals, grid and input they share."""
+    records = [
+        {
+            "folder": str(train_set.folder.resolve()),
+            "manifest_sha256": manifest_sha256(train_set.folder),
+            "simulated_with": simulate_command(train_set.manifest),
+            "dataset_seed": train_set.manifest["dataset_seed"],
+            "kind": train_set.manifest.get("kind", "random"),
+            "n_train": len(train_set),
+        }
+        for train_set in train_sets
+    ]
+    manifest = train_sets[0].manifest
+    shared = {
+        "size": manifest["size"],
+        "spacing_mm": manifest["spacing_mm"],
+        "views": manifest["acquisition"]["views"],
+        "total_activity_range_MBq": [
+            min(t.manifest["total_activity_range_MBq"][0] for t in train_sets),
+            max(t.manifest["total_activity_range_MBq"][1] for t in train_sets),
+        ],
+        "input": train_sets[0].input_key,
+        "target": "truth",
+        "n_train": sum(len(t) for t in train_sets),
+        "n_val": n_val,
+    }
+    if len(records) == 1:
+        return records[0] | shared
+    hashes = "".join(record["manifest_sha256"] for record in records)
+    return {
+        "folder": [record["folder"] for record in records],
+        "manifest_sha256": hashlib.sha256(hashes.encode()).hexdigest(),
+        "simulated_with": " ; ".join(record["simulated_with"] for record in records),
+        "dataset_seed": [record["dataset_seed"] for record in records],
+        "kind": "+".join(record["kind"] for record in records),
+        "datasets": records,
+    } | shared
+
+
+def _description(model: DLPVCModel, train_sets: Sequence[PVCDataset], n_val: int, training: dict[str, Any]):
     """What is trained, on which data and how: the first part of the training summary."""
-    manifest = train_set.manifest
     return {
         "method": "DL-PVC (Leube et al., J Nucl Med 2024;65:980-987)",
         "model": {
             "config": model.config,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "input": f"{train_set.input_key} / its maximum",
+            "input": f"{train_sets[0].input_key} / its maximum",
             "output": "softplus, scaled to the input's total activity (Bq/mL)",
         },
-        "data": {
-            "folder": str(train_set.folder.resolve()),
-            "manifest_sha256": manifest_sha256(train_set.folder),
-            "simulated_with": simulate_command(manifest),
-            "dataset_seed": manifest["dataset_seed"],
-            "size": manifest["size"],
-            "spacing_mm": manifest["spacing_mm"],
-            "views": manifest["acquisition"]["views"],
-            "total_activity_range_MBq": manifest["total_activity_range_MBq"],
-            "input": train_set.input_key,
-            "target": "truth",
-            "n_train": len(train_set),
-            "n_val": n_val,
-        },
+        "data": _data_record(train_sets, n_val),
         "training": training,
     }
+
+
+def _datasets(data: Sequence[str | os.PathLike], input_key: str, flips: bool) -> tuple[Dataset, Dataset, list]:
+    """The train and val splits of every folder of ``data``, concatenated, cached in memory; the folders must
+    share the grid and the protocol."""
+    train_sets = [PVCDataset(folder, "train", input_key, flips=flips, cache=True) for folder in data]
+    val_sets = [PVCDataset(folder, "val", input_key, cache=True) for folder in data if _has_split(folder, "val")]
+    if not val_sets:
+        raise ValueError(f"data: the 'val' split is empty in {', '.join(map(str, data))}; simulate more cases (--n)")
+    first = train_sets[0].manifest
+    for train_set in train_sets[1:]:
+        for key in ("size", "spacing_mm", "acquisition"):
+            if train_set.manifest[key] != first[key]:
+                raise ValueError(
+                    f"data: {train_set.folder} differs from {train_sets[0].folder} in {key} "
+                    f"({train_set.manifest[key]} vs {first[key]}); train on datasets of one grid and protocol"
+                )
+    return ConcatDataset(train_sets), ConcatDataset(val_sets), train_sets
+
+
+def _has_split(folder: str | os.PathLike, split: str) -> bool:
+    return read_manifest(folder)["split_counts"].get(split, 0) > 0
 
 
 def _build(arch: str, channels: Sequence[int] | None, norm: str | None) -> DLPVCModel:
@@ -186,7 +237,7 @@ def initial_model(model: DLPVCModel, name: str, folder: str | os.PathLike | None
 
 
 def train_dlpvc(
-    data: str | os.PathLike,
+    data: str | os.PathLike | Sequence[str | os.PathLike],
     checkpoint_dir: str | os.PathLike,
     *,
     arch: str = "r2unet",
@@ -211,7 +262,9 @@ def train_dlpvc(
     """Train a :class:`~DLPVCLib.networks.DLPVCModel` on the train split of a DL-PVC dataset.
 
     Args:
-        data: dataset folder of :func:`DLPVCLib.dataset.write_dataset` (train and val splits used).
+        data: dataset folder of :func:`DLPVCLib.dataset.write_dataset` (train and val splits used), or several
+            (their splits concatenated: e.g. random shapes, torsos and warm shapes mixed; same grid and protocol).
+            The cases are kept in memory once read.
         checkpoint_dir: folder for checkpoints, loss curve and summary (created).
         arch, channels: network (:data:`DLPVCLib.networks.ARCHITECTURES`) and its channels per level.
         norm: ``"instance"`` or ``"batch"`` normalisation layers (``None``: :data:`DEFAULT_NORM`,
@@ -239,11 +292,11 @@ def train_dlpvc(
             an initial model that is not installed or of another architecture.
     """
     loss_fn = normalised_loss(loss)
-    train_set = PVCDataset(data, "train", input_key, flips=flips)
-    val_set = PVCDataset(data, "val", input_key)
+    folders = [data] if isinstance(data, str | os.PathLike) else list(data)
+    train_set, val_set, train_sets = _datasets(folders, input_key, flips)
     seed_everything(seed)
     model = _build(arch, channels, norm)
-    size = train_set.manifest["size"]
+    size = train_sets[0].manifest["size"]
     if size % model.required_multiple:
         raise ValueError(
             f"data: the {size}^3 grid is not a multiple of {model.required_multiple}, which {arch} with channels "
@@ -276,7 +329,7 @@ def train_dlpvc(
         "early_stop_patience": patience,
     }
     summary = {
-        **_description(model, train_set, len(val_set), training),
+        **_description(model, train_sets, len(val_set), training),
         "result": result_record(result, run_time),
         "hardware": hardware_description(device, result.world_size),
         "initialised_from": initialised_from,
@@ -315,6 +368,21 @@ def departures_from_the_paper(summary: dict[str, Any]) -> list[str]:
     return notes
 
 
+KIND_WORDS = {
+    "random": "random activity shapes in cold synthetic torsos",
+    "torso": "patient-like PSMA/DOTATATE torsos",
+    "warm": "random shapes over warm synthetic torsos",
+}
+
+
+def _kinds_in_words(data: dict[str, Any]) -> str:
+    """The training cases' kinds in words, with the train-case count of each where there are several."""
+    records = data.get("datasets")
+    if not records:
+        return KIND_WORDS[data.get("kind", "random")]
+    return ", ".join(f"{r['n_train']} train of {KIND_WORDS[r['kind']]}" for r in records)
+
+
 def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
     """Model card fields (:data:`DosimetryCore.learning.models.REQUIRED_CARD_FIELDS`) of a training summary.
 
@@ -330,8 +398,8 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "architecture": summary["model"]["config"],
         "training_data": {
             "description": (
-                f"{data['n_train']} training and {data['n_val']} validation cases of random activity in "
-                f"synthetic torsos with simulated 177Lu SPECT ({data['input']} as input), as Leube et al."
+                f"{data['n_train']} training and {data['n_val']} validation cases of {_kinds_in_words(data)} "
+                f"with simulated 177Lu SPECT ({data['input']} as input), as Leube et al."
             ),
             "simulated_with": data["simulated_with"],
             "manifest_sha256": data["manifest_sha256"],

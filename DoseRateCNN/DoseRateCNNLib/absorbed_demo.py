@@ -254,6 +254,7 @@ def run_absorbed_demo(
         results[method] = absorbed_dose(points[method], labelmap, names)
     check = results.pop("check")
     rows = _rows(truth, results, check, check_truth, seg, names)
+    curves = {method: result.curves for method, result in (*results.items(), ("chain_check", check))}
     report_progress(0.92, "Writing the outputs")
     out_dir = Path(out_dir)
     provenance = {
@@ -293,7 +294,7 @@ def run_absorbed_demo(
     )
     axis, histograms = cumulative_histograms(array_from_image(results["CNN"].image), seg, names)
     paths["dvh"] = plot_histograms(axis, histograms, out_dir / "dvh.png", "Gy", "dose-volume histograms (CNN)")
-    (out_dir / "demo.json").write_text(json.dumps({"rows": rows, "provenance": provenance}, indent=2) + "\n")
+    (out_dir / "demo.json").write_text(json.dumps({"rows": rows, "curves_Gy_per_h": curves, "provenance": provenance}, indent=2) + "\n")
     wall = time.perf_counter() - started
     report_progress(1.0, f"demo done in {wall:.0f} s")
     return {"rows": rows, "paths": paths, "provenance": provenance, "wall_time_s": wall}

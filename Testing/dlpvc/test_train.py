@@ -170,6 +170,26 @@ def test_bad_input_is_refused_before_training(data, tmp_path, change, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_several_datasets_train_together_and_the_summary_and_card_name_each(monkeypatch, data, tmp_path):
+    warm = tmp_path / "warm"
+    dataset.write_dataset(warm, 3, 8, size=32, spacing_mm=19.2, acquisition=FAST, kind="warm",
+                          split_fractions=(1, 0, 0), device="cpu")  # fmt: skip
+    out = tmp_path / "run"
+    assert run_cli(monkeypatch, [*command(data, out), "--data", str(data), str(warm)]) == 0
+    summary = json.loads((out / train.SUMMARY_FILE).read_text())
+    records = summary["data"]["datasets"]
+    assert [r["kind"] for r in records] == ["random", "warm"] and [r["n_train"] for r in records] == [2, 3]
+    assert summary["data"]["n_train"] == 5 and summary["data"]["n_val"] == 1  # warm has no val split
+    assert summary["data"]["kind"] == "random+warm" and "--kind warm" in summary["data"]["simulated_with"]
+    assert f"--data {data} {warm}" in summary["command"]
+    description = train.card_fields(summary)["training_data"]["description"]
+    assert "2 train of random activity shapes" in description and "3 train of random shapes over warm" in description
+    other = tmp_path / "other_grid"
+    dataset.write_dataset(other, 2, 8, size=16, spacing_mm=38.4, acquisition=FAST, device="cpu")
+    with pytest.raises(ValueError, match="differs from .* in size"):
+        train.train_dlpvc([data, other], tmp_path / "refused", channels=[4, 8], epochs=1, device="cpu")
+
+
 def test_an_empty_validation_split_is_refused(monkeypatch, tmp_path, capsys):
     folder = tmp_path / "only_train"
     dataset.write_dataset(folder, 1, SEED, size=32, spacing_mm=19.2, acquisition=FAST, split_fractions=(1, 0, 0),

@@ -31,7 +31,8 @@ XCAT in three bed positions (no head), and scatter is neither simulated nor corr
 :mod:`DosimetryCore.imaging.simulation`).
 """
 
-from DLPVCLib.dataset.case import region_labelmap, simulate_pvc_case
+from DLPVCLib.dataset.activity_kinds import CASE_KINDS, region_labelmap
+from DLPVCLib.dataset.case import simulate_pvc_case
 from DLPVCLib.dataset.folder import (
     build_manifest,
     is_complete,
@@ -61,6 +62,7 @@ from DosimetryCore.learning.case_folder import case_seeds
 
 __all__ = [
     "ACTIVE_FRACTION",
+    "CASE_KINDS",
     "CASE_IMAGES",
     "CASE_RECORD",
     "DEFAULT_ACQUISITION",

@@ -1,4 +1,4 @@
-"""One DL-PVC training case (Leube et al.): random activity in a synthetic torso and its four OSEM reconstructions."""
+"""One DL-PVC training case (Leube et al.): a true activity in a synthetic torso and its four OSEM reconstructions."""
 
 from __future__ import annotations
 
@@ -7,46 +7,17 @@ from dataclasses import asdict
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 
 import DosimetryCore
-from DLPVCLib.dataset.layout import (
-    ACTIVE_FRACTION,
-    DEFAULT_ACQUISITION,
-    RECONSTRUCTIONS,
-    SHAPE_DIAMETER_MM,
-    TOTAL_ACTIVITY_RANGE_MBQ,
-    PVCCase,
-)
+from DLPVCLib.dataset.activity_kinds import check_kind, random_case, torso_case, warm_case
+from DLPVCLib.dataset.layout import DEFAULT_ACQUISITION, RECONSTRUCTIONS, TOTAL_ACTIVITY_RANGE_MBQ, PVCCase
 from DLPVCLib.dataset.seeds import case_sub_seeds
 from DosimetryCore import phantoms
 from DosimetryCore.core.device import resolve_device
-from DosimetryCore.core.metadata import QUANTITY_KEY
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.core.provenance import read as read_provenance
 from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.validation import check_range, check_seed
 from DosimetryCore.imaging import simulation
-
-
-def region_labelmap(truth: sitk.Image) -> sitk.Image:
-    """Regions of the true activity for iterative Yang PVC: connected components of ``truth > 0``.
-
-    :func:`DosimetryCore.phantoms.random_activity` does not return the masks of its random shapes,
-    so the regions are taken from the truth itself (seed 003 likewise gave IY-PVC the ground-truth
-    activity mask): every face-connected (6-neighbour) component of the active voxels is one
-    region, labelled 1..K by size, largest first; label 0 is the inactive rest. Touching shapes
-    form one region. Returns a uint32 labelmap on the truth's grid.
-    """
-    active = sitk.GetArrayViewFromImage(truth) > 0
-    components, count = ndimage.label(active)
-    sizes = np.bincount(components.ravel(), minlength=count + 1)[1:]
-    relabel = np.zeros(count + 1, dtype=np.uint32)
-    relabel[1 + np.argsort(-sizes, kind="stable")] = np.arange(1, count + 1, dtype=np.uint32)
-    image = sitk.GetImageFromArray(relabel[components])
-    image.CopyInformation(truth)
-    image.SetMetaData(QUANTITY_KEY, "regions of the true activity (connected components)")
-    return image
 
 
 def simulate_pvc_case(
@@ -55,11 +26,16 @@ def simulate_pvc_case(
     spacing_mm: float = 4.8,
     acquisition: simulation.Acquisition = DEFAULT_ACQUISITION,
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
+    kind: str = "random",
     *,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
 ) -> PVCCase:
     """Simulate one DL-PVC training case (seed 003): true activity, CT, regions and four OSEM images.
+
+    ``kind`` is what the true activity is (:data:`~DLPVCLib.dataset.activity_kinds.CASE_KINDS`): seed 003's
+    random shapes (default, described below), a patient-like torso or random shapes over a warm body
+    (:mod:`DLPVCLib.dataset.activity_kinds`); the body, total activity and SPECT are the same for every kind.
 
     The body is a :func:`~DosimetryCore.phantoms.make_torso` phantom (``size``^3 voxels of
     ``spacing_mm`` mm; its field of view must hold about 500 x 360 x 610 mm, e.g. 128 x 4.8 mm
@@ -84,7 +60,8 @@ def simulate_pvc_case(
 
     SPECT: :func:`~DosimetryCore.imaging.simulation.simulate_spect` with ``acquisition`` (default: seed
     003's 120 views x 30 s, MELP, noRR 10x2 and RR 6x6 OSEM), Poisson noise seeded from the case
-    seed. ``masks`` is :func:`region_labelmap` of the truth. Deterministic for a seed and device.
+    seed. ``masks`` are the IY-PVC regions of the kind (for ``random``,
+    :func:`~DLPVCLib.dataset.activity_kinds.region_labelmap` of the truth). Deterministic for a seed and device.
 
     Returns:
         :class:`PVCCase` with images ``truth`` (Bq/mL), ``ct`` (HU), ``masks`` (labelmap) and the
@@ -97,23 +74,20 @@ def simulate_pvc_case(
     total_range = check_range(total_activity_range_MBq, "total_activity_range_MBq")
     device = resolve_device(device)
     seeds = case_sub_seeds(seed)
-    report(0.0, "Body phantom")
-    body = phantoms.make_torso(size, spacing_mm, seed=seeds["anatomy"])
+    kind = check_kind(kind)
     low, high = np.log(total_range)
     total_MBq = float(np.exp(np.random.default_rng(seeds["total_activity"]).uniform(low, high)))
-    report(0.05, "Random activity distribution")
-    truth = phantoms.random_activity(
-        body,
-        seeds["activity"],
-        total_activity_MBq=total_MBq,
-        active_fraction=ACTIVE_FRACTION,
-        shape_diameter_mm=SHAPE_DIAMETER_MM,
-    )
-    masks = region_labelmap(truth)
+    report(0.0, "Body phantom")
+    if kind == "torso":
+        body, truth, masks, sampled = torso_case(size, spacing_mm, seeds["anatomy"], seeds["activity"], total_MBq)
+    else:
+        body = phantoms.make_torso(size, spacing_mm, seed=seeds["anatomy"])
+        report(0.05, "Random activity distribution")
+        make = warm_case if kind == "warm" else random_case
+        truth, masks, sampled = make(body, seeds["activity"], total_MBq)
     spect = simulation.simulate_spect(
         truth, body.ct, acquisition, seed=seeds["spect_noise"], device=device, progress=sub_progress(report, 0.1, 1.0)
     )
-    activity_record = read_provenance(truth)
     provenance = {
         "generator": "DLPVCLib.dataset.simulate_pvc_case",
         "deepdosimetry": DosimetryCore.__version__,
@@ -123,9 +97,9 @@ def simulate_pvc_case(
         "spacing_mm": float(spacing_mm),
         "acquisition": asdict(acquisition),
         "total_activity_range_MBq": list(total_range),
+        "kind": kind,
         "total_activity_MBq": total_MBq,
-        "active_fraction": activity_record["active_fraction"],
-        "n_shapes": activity_record["n_shapes"],
+        **sampled,
         "n_regions": int(sitk.GetArrayViewFromImage(masks).max()),
         "device": device.type,
     }

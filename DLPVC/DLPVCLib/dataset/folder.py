@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 import DosimetryCore
+from DLPVCLib.dataset.activity_kinds import check_kind
 from DLPVCLib.dataset.case import simulate_pvc_case
 from DLPVCLib.dataset.layout import (
     _SPLIT_SALT,
@@ -46,8 +47,13 @@ def build_manifest(
     acquisition: simulation.Acquisition,
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
+    kind: str = "random",
 ) -> dict[str, Any]:
-    """The manifest of a dataset: parameters, and each case's id, seed and split (no timings, so hashable)."""
+    """The manifest of a dataset: parameters, and each case's id, seed and split (no timings, so hashable).
+
+    ``kind`` (:data:`~DLPVCLib.dataset.activity_kinds.CASE_KINDS`) is recorded only when it is not ``random``,
+    so the manifests of seed 003's random-shape datasets, written before there were kinds, keep their hash.
+    """
     fractions = case_folder.check_fractions(split_fractions)
     cases = case_folder.manifest_cases(seed, n, fractions, _SPLIT_SALT)
     return {
@@ -66,6 +72,7 @@ def build_manifest(
         "split_fractions": list(fractions),
         "images": {stem: f"{stem}.nrrd" for stem in CASE_IMAGES},
         "units": {"truth": ACTIVITY_UNIT, "ct": "HU", "masks": "label"} | dict.fromkeys(RECONSTRUCTIONS, ACTIVITY_UNIT),
+        **({"kind": check_kind(kind)} if kind != "random" else {}),
         "split_counts": case_folder.split_counts(cases),
         "cases": cases,
     }
@@ -82,7 +89,7 @@ def simulate_command(manifest: dict[str, Any]) -> str:
     fractions = manifest.get("split_fractions", list(SPLIT_FRACTIONS))
     if list(fractions) != list(SPLIT_FRACTIONS):
         command += " --split-fractions " + " ".join(f"{value:g}" for value in fractions)
-    return command
+    return command + (f" --kind {manifest['kind']}" if "kind" in manifest else "")
 
 
 _RENAMED_KEYS = {
@@ -154,6 +161,7 @@ def write_dataset(
     *,
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
+    kind: str = "random",
     workers: int = 1,
     threads: int | None = None,
     ray: RayOptions | None = None,
@@ -173,7 +181,7 @@ def write_dataset(
     Args:
         out_dir: dataset folder (created).
         n: number of cases; seed: dataset seed (case seeds from :func:`case_seeds`).
-        size, spacing_mm, acquisition, total_activity_range_MBq: as in :func:`simulate_pvc_case`.
+        size, spacing_mm, acquisition, total_activity_range_MBq, kind: as in :func:`simulate_pvc_case`.
         split_fractions: train/val/test shares for :func:`split_of`.
         workers: processes simulating cases in parallel (spawned, so a calling script needs the
             ``if __name__ == "__main__":`` guard; each gets cpu_count / workers torch threads).
@@ -193,7 +201,7 @@ def write_dataset(
     report = progress or no_progress
     device_name = str(resolve_device(device))
     out_dir = Path(out_dir)
-    manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions)
+    manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions, kind)
     phantoms.make_torso(size, spacing_mm, seed=0, n_lesions=0)  # refuse a field of view too small before writing
     case_folder.prepare_folder(out_dir, manifest, read_manifest)
     todo = [case for case in manifest["cases"] if not is_complete(out_dir / case["id"], case["seed"])]
@@ -203,6 +211,7 @@ def write_dataset(
         "spacing_mm": float(spacing_mm),
         "acquisition": acquisition,
         "total_activity_range_MBq": tuple(manifest["total_activity_range_MBq"]),
+        "kind": kind,
     }
     report(0.0, f"{len(todo)} case(s) to simulate, {len(skipped)} complete")
     args = (parameters, device_name)
