@@ -41,10 +41,11 @@ from torch import nn
 
 from DLPVCLib.correction import TrainedModel, correct_dl
 from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
+from DLPVCLib.dataset.activity_kinds import recovery_segments
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
-from DosimetryCore.evaluation.table import METRICS, image_metrics
+from DosimetryCore.evaluation.table import METRICS, RC_PREFIX, image_metrics
 from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
 from DosimetryCore.imaging.collimators import collimator_response
 from DosimetryCore.imaging.simulation import Acquisition
@@ -132,15 +133,42 @@ def calibrate_iy_fwhm(
     return float(np.mean(values)), values
 
 
+RECOVERY_COLUMNS = {
+    "rc_error_organs": "mean |RC - 1| of the case's organs",
+    "rc_error_lesions": "mean |RC - 1| of the case's lesions (NaN without one)",
+    "rc_error": "mean |RC - 1| of the case's organs and lesions together",
+}
+"""Columns a ``torso`` dataset's rows add to :data:`METRICS`, besides ``RC <organ>`` for every organ of
+:data:`~DLPVCLib.dataset.activity_kinds.RC_ORGANS`."""
+
+
+def _recovery_row(estimate: np.ndarray, truth: np.ndarray, masks: np.ndarray, voxel_ml: float) -> dict[str, float]:
+    """A torso case's recovery columns: RC of each organ (:data:`RC_PREFIX`) and the :data:`RECOVERY_COLUMNS`."""
+    organs, lesions = recovery_segments(masks, voxel_ml)
+    organ_rc = image_metrics(estimate, truth, organs)
+    lesion_rc = [image_metrics(estimate, truth, {name: mask})[f"{RC_PREFIX}{name}"] for name, mask in lesions.items()]
+    organ_errors = [abs(organ_rc[f"{RC_PREFIX}{name}"] - 1.0) for name in organs]
+    lesion_errors = [abs(value - 1.0) for value in lesion_rc]
+    return {
+        **{f"{RC_PREFIX}{name}": organ_rc[f"{RC_PREFIX}{name}"] for name in organs},
+        "rc_error_organs": float(np.mean(organ_errors)),
+        "rc_error_lesions": float(np.mean(lesion_errors)) if lesion_errors else math.nan,
+        "rc_error": float(np.mean(organ_errors + lesion_errors)),
+    }
+
+
 def _summary_rows(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method: the number of cases and the mean and sample sd of every numeric column (NaN left out)."""
     table = []
     for method in METHODS:
         rows = [row for row in cases if row["method"] == method]
         entry: dict[str, Any] = {"method": method, "n": len(rows)}
-        for key in METRICS:
-            values = np.array([row[key] for row in rows], dtype=np.float64)
-            entry[f"{key}_mean"] = float(values.mean())
-            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        keys = [key for key in rows[0] if key not in ("case", "method")]
+        for key in keys:
+            values = np.array([row.get(key, math.nan) for row in rows], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            entry[f"{key}_mean"] = float(values.mean()) if values.size else math.nan
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
         table.append(entry)
     return table
 
@@ -196,6 +224,8 @@ def evaluate(
     report = progress or no_progress
     data = PVCDataset(folder, split, input_key)
     device = resolve_device(device)
+    kind = data.manifest.get("kind", "random")
+    voxel_ml = float(data.manifest["spacing_mm"]) ** 3 / 1000.0
     trained = as_trained_model(model, data.image(0, input_key))
     trained.network.to(device).eval()
     if iy_fwhm_mm is None:
@@ -218,12 +248,17 @@ def evaluate(
             "DL-PVC": sitk.GetArrayFromImage(correct_dl(reconstruction, trained, device=device)),
         }
         rows += [{"case": case_id, "method": m, **case_metrics(estimates[m], truth)} for m in METHODS]
+        if kind == "torso":
+            masks = sitk.GetArrayFromImage(data.image(index, "masks"))
+            for row in rows[-len(METHODS) :]:
+                row.update(_recovery_row(estimates[row["method"]], truth, masks, voxel_ml))
     report(1.0, f"evaluated {len(data)} case(s)")
     acquisition = Acquisition(**data.manifest["acquisition"])
     settings = {
         "data": str(Path(folder).resolve()),
         "manifest_sha256": manifest_sha256(folder),
         "simulated_with": simulate_command(data.manifest),
+        "kind": kind,
         "split": split,
         "n_cases": len(data),
         "input": input_key,
@@ -246,6 +281,15 @@ def _markdown(evaluation: Evaluation, title: str) -> str:
         cells = [f"{row[f'{key}_mean']:.{digits[key]}f} ({row[f'{key}_std']:.{digits[key]}f})" for key in METRICS]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     settings = evaluation.settings
+    recovery = [key[: -len("_mean")] for key in evaluation.table[0] if key.endswith("_mean") and (
+        key.startswith(RC_PREFIX) or key[: -len("_mean")] in RECOVERY_COLUMNS)]  # fmt: skip
+    if recovery:
+        lines += ["", "| PVC method | " + " | ".join(recovery) + " |", "|---" * (len(recovery) + 1) + "|"]
+        for row in evaluation.table:
+            cells = [f"{row[f'{key}_mean']:.3f} ({row[f'{key}_std']:.3f})" for key in recovery]
+            lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+        lines += ["", "RC: mean estimate / mean truth in the organ; " + "; ".join(
+            f"{key}: {words}" for key, words in RECOVERY_COLUMNS.items()) + "."]  # fmt: skip
     lines += [
         "",
         f"Mean (standard deviation) over {settings['n_cases']} {settings['split']} case(s) of "
@@ -282,7 +326,9 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
 
 
 def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
-    """Model card ``metrics``, ``baselines`` and ``evaluation`` fields from an evaluation's means.
+    """Model card fields from an evaluation's means: ``metrics``, ``baselines`` and ``evaluation`` for seed 003's
+    random shapes; ``evaluation_<kind>`` (the same three inside) for another kind of data, e.g. the patient-like
+    torsos, with their recovery columns.
 
     The card names the dataset folder only (its manifest sha256 identifies the data), never the
     path on the machine that evaluated it.
@@ -290,10 +336,12 @@ def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
 
     def means(method: str) -> dict[str, float]:
         row = next(row for row in evaluation.table if row["method"] == method)
-        return {key: row[f"{key}_mean"] for key in METRICS}
+        return {key[: -len("_mean")]: value for key, value in row.items() if key.endswith("_mean")}
 
-    return {
+    fields = {
         "metrics": means("DL-PVC"),
         "baselines": {"no PVC": means("None"), "IY-PVC": means("IY-PVC")},
         "evaluation": evaluation.settings | {"data": Path(evaluation.settings["data"]).name},
     }
+    kind = evaluation.settings.get("kind", "random")
+    return fields if kind == "random" else {f"evaluation_{kind}": fields}

@@ -169,3 +169,30 @@ def test_bad_input_is_refused(data, tmp_path):
     assert evaluation.evaluate(tiny_model(), folder, "train", iy_fwhm_mm=20.0, device="cpu").table[0]["n"] == 1
     with pytest.raises(ValueError, match="iy_fwhm_mm: expected a positive FWHM"):
         evaluation.evaluate(tiny_model(), data, iy_fwhm_mm=-1.0, device="cpu")
+
+
+def test_a_torso_dataset_adds_recovery_coefficients_and_its_own_card_table(tmp_path):
+    folder = tmp_path / "torso"
+    dataset.write_dataset(folder, N, SEED, size=32, spacing_mm=19.2, acquisition=FAST, kind="torso", device="cpu")
+    result = evaluation.evaluate(tiny_model(), folder, iy_fwhm_mm=20.0, device="cpu")
+    assert result.settings["kind"] == "torso"
+    for row in result.cases:
+        assert {"RC liver", "RC spleen", "rc_error_organs", "rc_error"} <= set(row)
+        organs = [row[key] for key in row if key.startswith("RC ")]
+        assert row["rc_error_organs"] == pytest.approx(np.mean([abs(v - 1) for v in organs]))
+        lesions = row["rc_error_lesions"]
+        assert row["rc_error"] >= 0 and (math.isnan(lesions) or lesions >= 0)
+    table = {row["method"]: row for row in result.table}
+    assert table["None"]["RC liver_mean"] < 1.0  # spill-out lowers a hot organ's mean
+    fields = evaluation.card_metrics(result)
+    assert set(fields) == {"evaluation_torso"}
+    assert fields["evaluation_torso"]["metrics"]["rc_error"] == table["DL-PVC"]["rc_error_mean"]
+    markdown = evaluation.write_table(result, tmp_path / "t.csv")[1].read_text()
+    assert "| PVC method | RC liver |" in markdown and "rc_error_organs: mean |RC - 1|" in markdown
+    registry = tmp_path / "models"
+    card = {field: {} for field in models.REQUIRED_CARD_FIELDS}
+    card |= {"architecture": tiny_model().config, "training_command": "test", "hardware": "cpu", "wall_time_s": 1.0,
+             "epochs": 1, "input": "osem_rr_noisy"}
+    models.save_model(tiny_model(), "dlpvc-torso", card | fields, folder=registry)
+    text = (registry / "dlpvc-torso" / models.CARD_MARKDOWN).read_text()
+    assert "## Held-out metrics: torso" in text and "| rc_error |" in text

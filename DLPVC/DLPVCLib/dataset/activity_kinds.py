@@ -128,3 +128,32 @@ def torso_case(
     regions = _labelmap(labels, phantom.labels, "regions: the phantom's labels")
     present = {name: float(factors[value]) for name, value in phantoms.LABELS.items() if np.any(labels == value)}
     return phantom, truth, regions, {"tracer": tracer, "n_lesions": n_lesions, "uptake_scale": present}
+
+
+RC_ORGANS = {
+    "liver": ("liver",),
+    "spleen": ("spleen",),
+    "kidney_right": ("kidney_right_cortex", "kidney_right_medulla"),
+    "kidney_left": ("kidney_left_cortex", "kidney_left_medulla"),
+    "bladder": ("bladder",),
+}
+"""``torso``: the organs whose recovery coefficient the evaluation reports, as unions of phantom labels."""
+
+LESION_LABELS = ("lesion_liver", "lesion_bone", "lesion_lymph_node", "lesion_lung")
+
+MIN_LESION_ML = 1.0
+"""``torso``: lesions smaller than this (mL) get no recovery coefficient: below a voxel of the 9.6 mm grid
+(0.88 mL) a mean over the lesion's voxels is mostly its neighbours."""
+
+
+def recovery_segments(masks: np.ndarray, voxel_ml: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``torso``: (organs, lesions) as name -> boolean mask, from the case's ``masks`` (the phantom's labels,
+    array (z, y, x)); organs present in the case, and each face-connected lesion of at least
+    :data:`MIN_LESION_ML` as ``lesion <k>``."""
+    labels = phantoms.LABELS
+    organs = {name: np.isin(masks, [labels[m] for m in members]) for name, members in RC_ORGANS.items()}
+    components, count = ndimage.label(np.isin(masks, [labels[name] for name in LESION_LABELS]))
+    sizes = np.bincount(components.ravel(), minlength=count + 1) * voxel_ml
+    kept = [index for index in range(1, count + 1) if sizes[index] >= MIN_LESION_ML]
+    lesions = {f"lesion {k}": components == index for k, index in enumerate(kept, start=1)}
+    return {name: mask for name, mask in organs.items() if mask.any()}, lesions

@@ -67,20 +67,37 @@ def _format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _card_markdown(card: Mapping[str, Any]) -> str:
-    baselines: Mapping[str, Mapping[str, Any]] = card["baselines"]
-    columns = [card["name"], *baselines]
-    rows = list(dict.fromkeys([*card["metrics"], *(metric for values in baselines.values() for metric in values)]))
-    table = [
+def _metric_table(name: str, metrics: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A Markdown table: one row per metric, one column for the model and one per baseline."""
+    columns = [name, *baselines]
+    rows = list(dict.fromkeys([*metrics, *(metric for values in baselines.values() for metric in values)]))
+    return [
         "| metric | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
         *(
             f"| {metric} | "
-            + " | ".join(_format_value(values.get(metric, "-")) for values in (card["metrics"], *baselines.values()))
+            + " | ".join(_format_value(values.get(metric, "-")) for values in (metrics, *baselines.values()))
             + " |"
             for metric in rows
         ),
     ]
+
+
+HELD_OUT_PREFIX = "evaluation_"
+"""Card fields ``evaluation_<data>`` holding a further held-out table (``metrics``, ``baselines``, ``evaluation``),
+e.g. a DL-PVC model's patient-like torsos beside seed 003's random shapes; each gets its own Markdown table."""
+
+
+def _further_tables(card: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for key, value in card.items():
+        if key.startswith(HELD_OUT_PREFIX) and isinstance(value, Mapping) and "metrics" in value:
+            lines += ["", f"## Held-out metrics: {key[len(HELD_OUT_PREFIX) :]}", ""]
+            lines += _metric_table(card["name"], value["metrics"], value.get("baselines", {}))
+    return lines
+
+
+def _card_markdown(card: Mapping[str, Any]) -> str:
     known = {"name", "format", *REQUIRED_CARD_FIELDS}
     extra = [f"- {key}: {json.dumps(value)}" for key, value in card.items() if key not in known]
     lines = [
@@ -98,7 +115,8 @@ def _card_markdown(card: Mapping[str, Any]) -> str:
         "",
         "## Held-out metrics",
         "",
-        *table,
+        *_metric_table(card["name"], card["metrics"], card["baselines"]),
+        *_further_tables(card),
         "",
     ]
     return "\n".join(lines)
