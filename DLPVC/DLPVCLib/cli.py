@@ -50,7 +50,7 @@ from DosimetryCore.io.tables import write_csv
 from DosimetryCore.learning import models
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.ray_cases import CasesFailed
-from DosimetryCore.learning.training import LR_SCHEDULES, load_checkpoint
+from DosimetryCore.learning.training import LR_SCHEDULES, PRECISIONS, load_checkpoint
 
 
 def _check_paths(arguments: argparse.Namespace) -> None:
@@ -346,6 +346,8 @@ def _command_line(arguments: argparse.Namespace) -> str:
     ]
     if arguments.no_flips:
         words.append("--no-flips")
+    if arguments.precision != "float32":
+        words += ["--precision", arguments.precision]
     if arguments.channels:
         words += ["--channels", *arguments.channels]
     if arguments.norm:
@@ -379,6 +381,7 @@ def _run_train(arguments: argparse.Namespace) -> int:
         lr_schedule=arguments.lr_schedule,
         seed=arguments.seed,
         flips=not arguments.no_flips,
+        precision=arguments.precision,
         patience=arguments.patience,
         resume=arguments.resume,
         init_model=arguments.init_model,
@@ -432,6 +435,13 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="weights and batch order (default 0)")
     command.add_argument("--no-flips", action="store_true", help="no random mirroring of the training cases")
+    command.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="bf16: training steps under bfloat16 autocast (faster on CPUs with AVX-512 BF16; validation stays "
+        "float32); default float32",
+    )
     command.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
     command.add_argument("--resume", action="store_true", help="continue from the checkpoint folder's latest.pt")
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")

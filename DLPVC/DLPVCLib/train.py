@@ -54,21 +54,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional
 from torch.utils.data import ConcatDataset, Dataset
 
 from DLPVCLib.dataset import PVCDataset, manifest_sha256, read_manifest, simulate_command
 from DLPVCLib.networks import DLPVCModel
+from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback
+from DosimetryCore.evaluation.table import image_metrics
 from DosimetryCore.learning import losses, models
+from DosimetryCore.learning.curves import plot_loss_curve
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
+    EpochMetrics,
     LossFunction,
     TrainingResult,
     parallel_training,
-    plot_loss_curve,
     result_record,
     seed_everything,
     train,
@@ -104,6 +108,36 @@ DEFAULTS = {"epochs": 100, "batch_size": 2, "lr": 1e-3, "lr_schedule": "plateau"
 NORMS = ("instance", "batch")
 DEFAULT_NORM = {"r2unet": "instance"}
 """Normalisation used when none is given, per architecture (others keep their constructor's default)."""
+
+
+MONITORED_TRAIN_CASES = 8
+"""Training cases (the first of each folder's train split, unmirrored) whose SSIM every epoch records."""
+
+
+def ssim_monitor(
+    folders: Sequence[str | os.PathLike], input_key: str, device: str | torch.device | None
+) -> EpochMetrics:
+    """``metrics(model)`` -> ``{"train_ssim": ..., "val_ssim": ...}``: the mean SSIM of the metric table
+    (:func:`DosimetryCore.evaluation.table.image_metrics`, inside the true active region) of the model's output on
+    up to :data:`MONITORED_TRAIN_CASES` training cases and on every validation case (cached in memory)."""
+    per_folder = max(1, MONITORED_TRAIN_CASES // len(folders))
+    train_pairs, val_pairs = [], []
+    for folder in folders:
+        train_set = PVCDataset(folder, "train", input_key, cache=True)
+        train_pairs += [train_set[i] for i in range(min(per_folder, len(train_set)))]
+        if _has_split(folder, "val"):
+            val_set = PVCDataset(folder, "val", input_key, cache=True)
+            val_pairs += [val_set[i] for i in range(len(val_set))]
+    target = resolve_device(device)
+
+    def mean_ssim(model: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        values = []
+        for spect, truth in pairs:
+            output = model(spect[None].to(target))[0, 0].float().cpu().numpy()
+            values.append(image_metrics(output, truth[0].numpy())["ssim"])
+        return float(np.mean(values))
+
+    return lambda model: {"train_ssim": mean_ssim(model, train_pairs), "val_ssim": mean_ssim(model, val_pairs)}
 
 
 @dataclass
@@ -251,6 +285,7 @@ def train_dlpvc(
     lr_schedule: str = DEFAULTS["lr_schedule"],
     seed: int = DEFAULTS["seed"],
     flips: bool = True,
+    precision: str = "float32",
     patience: int | None = None,
     resume: bool = False,
     init_model: str | None = None,
@@ -273,6 +308,10 @@ def train_dlpvc(
         loss: ``"l1"``, ``"mse"`` or ``"l1+ssim"`` (:func:`normalised_loss`).
         flips: augment the training cases with random mirroring along z, y and x
             (:class:`~DLPVCLib.dataset.PVCDataset` ``flips``); validation cases are never flipped.
+        precision: ``"float32"`` or ``"bf16"`` (autocast in the training steps; validation in float32), see
+            :func:`DosimetryCore.learning.training.train`. Every epoch's history also holds the mean SSIM
+            (:func:`ssim_monitor`) of up to :data:`MONITORED_TRAIN_CASES` training cases and of the validation
+            cases, so the loss curve shows whether the network under-fits (both alike) or over-fits.
         epochs, batch_size, lr, lr_schedule, seed, resume, device, progress: as in
             :func:`DosimetryCore.learning.training.train`; ``patience`` is its ``early_stop_patience``.
         init_model: start from this installed model's weights (:func:`initial_model`) instead of
@@ -304,7 +343,9 @@ def train_dlpvc(
         )
     initialised_from = None if init_model is None else initial_model(model, init_model, models_dir)
     checkpoint_dir = Path(checkpoint_dir)
-    settings = {"lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed}
+    settings = {"lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed,
+                "precision": precision}  # fmt: skip
+    monitor = ssim_monitor(folders, input_key, device)
     started = time.perf_counter()
     result = train(
         model,
@@ -316,6 +357,7 @@ def train_dlpvc(
         resume=resume,
         early_stop_patience=patience,
         model_config=model.config,
+        epoch_metrics=monitor,
         progress=progress,
         **settings,
     )
@@ -423,6 +465,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": summary["result"]["best_epoch"],
         "parameters": summary["model"]["parameters"],
         "augmentation": summary["training"].get("augmentation", "none"),
+        "precision": summary["training"].get("precision", "float32"),
         "departures_from_the_paper": departures_from_the_paper(summary),
         "initialised_from": summary.get("initialised_from"),
         "total_epochs": total_epochs,

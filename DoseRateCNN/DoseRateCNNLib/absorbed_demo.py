@@ -294,7 +294,8 @@ def run_absorbed_demo(
     )
     axis, histograms = cumulative_histograms(array_from_image(results["CNN"].image), seg, names)
     paths["dvh"] = plot_histograms(axis, histograms, out_dir / "dvh.png", "Gy", "dose-volume histograms (CNN)")
-    (out_dir / "demo.json").write_text(json.dumps({"rows": rows, "curves_Gy_per_h": curves, "provenance": provenance}, indent=2) + "\n")
+    record = {"rows": rows, "curves_Gy_per_h": curves, "provenance": provenance}
+    (out_dir / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
     wall = time.perf_counter() - started
     report_progress(1.0, f"demo done in {wall:.0f} s")
     return {"rows": rows, "paths": paths, "provenance": provenance, "wall_time_s": wall}

@@ -23,12 +23,12 @@ from typing import Any
 
 from DosimetryCore.core.progress import ProgressCallback
 from DosimetryCore.learning import models
+from DosimetryCore.learning.curves import plot_loss_curve
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
     TrainingResult,
     parallel_training,
-    plot_loss_curve,
     result_record,
     seed_everything,
     train,

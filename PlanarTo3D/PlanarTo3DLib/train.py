@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.learning.curves import plot_loss_curve
 from DosimetryCore.learning.distributed import is_main_process
 from DosimetryCore.learning.runtime import hardware_description, software_versions
 from DosimetryCore.learning.training import (
     parallel_training,
-    plot_loss_curve,
     result_record,
     seed_everything,
     train,

@@ -56,6 +56,9 @@ def test_train_writes_checkpoints_loss_curve_summary_and_a_registry_model(monkey
     assert summary["data"]["input"] == "osem_rr_noisy"
     assert summary["training"]["optimiser"] == "Adam" and summary["training"]["loss"].startswith("l1")
     assert summary["result"]["epochs_run"] == 2 and len(summary["result"]["history"]) == 2
+    for entry in summary["result"]["history"]:  # the SSIM of training and validation cases, every epoch
+        assert 0.0 < entry["train_ssim"] <= 1.0 and 0.0 < entry["val_ssim"] <= 1.0
+    assert summary["training"]["precision"] == "float32"
     assert summary["result"]["wall_time_s"] > 0 and summary["hardware"].startswith("cpu: ")
     assert "--epochs 2" in summary["command"] and "--save-model dlpvc-test" in summary["command"]
 

@@ -6,14 +6,15 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from DosimetryCore.core.progress import Cancelled
+from DosimetryCore.learning.curves import plot_loss_curve
 from DosimetryCore.learning.training import (
     BEST_CHECKPOINT,
     LATEST_CHECKPOINT,
     load_checkpoint,
-    plot_loss_curve,
     seed_everything,
     train,
 )
@@ -233,3 +234,31 @@ def test_loss_curve_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     with pytest.raises(ValueError, match="history: is empty"):
         plot_loss_curve([], tmp_path / "empty.png")
+
+
+def test_bf16_training_steps_still_learn_and_validation_and_metrics_stay_float32(tmp_path):
+    seen = []
+
+    def metrics(model):
+        output = model(volumes(2, 3)[0])
+        seen.append((output.dtype, torch.is_grad_enabled(), model.training))
+        return {"val_mae": float((output - volumes(2, 3)[1]).abs().mean())}
+
+    result = train(tiny_model(), volumes(16, 1), volumes(8, 2), nn.functional.mse_loss, epochs=12,
+                   checkpoint_dir=tmp_path / "bf16", precision="bf16", epoch_metrics=metrics, **SETTINGS)  # fmt: skip
+    history = result.history
+    assert history[-1]["val_loss"] < 0.05 * history[0]["val_loss"]
+    assert [entry["val_mae"] for entry in history][-1] < history[0]["val_mae"]
+    assert seen == [(torch.float32, False, False)] * 12
+    assert load_checkpoint(result.latest_checkpoint)["settings"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision: unknown 'fp16'"):
+        train(tiny_model(), volumes(4, 1), volumes(4, 2), nn.functional.mse_loss, epochs=1,
+              checkpoint_dir=tmp_path / "fp16", precision="fp16", **SETTINGS)  # fmt: skip
+
+
+def test_loss_curve_draws_further_numbers_in_a_second_panel(tmp_path):
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "lr": 0.1, "wall_time_s": 0.1,
+                "train_ssim": 0.8 + 0.01 * e, "val_ssim": 0.79 + 0.01 * e} for e in (1, 2, 3)]  # fmt: skip
+    plain = plot_loss_curve([{k: v for k, v in h.items() if "ssim" not in k} for h in history], tmp_path / "a.png")
+    both = plot_loss_curve(history, tmp_path / "b.png")
+    assert Image.open(both).size[1] > Image.open(plain).size[1]  # the metric panel below the loss

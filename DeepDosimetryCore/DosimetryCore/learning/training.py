@@ -28,7 +28,7 @@ import gc
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,12 @@ TrainingData = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 # Settings a resumed run must share with the run that wrote the checkpoint.
 _RESUME_SETTINGS = ("seed", "batch_size", "lr", "lr_schedule")
+
+PRECISIONS = ("float32", "bf16")
+"""Precisions of the training steps (:func:`train` ``precision``)."""
+
+EpochMetrics = Callable[[nn.Module], dict[str, float]]
+"""``epoch_metrics(model)`` -> further numbers for an epoch's history entry (see :func:`train`)."""
 
 
 @dataclass
@@ -177,10 +183,12 @@ def _mean_loss(
     group: Group,
     on_batch: Callable[[int, float], None] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    bf16: bool = False,
 ) -> float:
     """Sample-mean loss over ``loader`` and the processes of ``group``; with an ``optimizer``, one Adam step per
     batch (every process has as many training batches, and each batch's loss is summed over them; validation
-    shares may differ in length, so their sums meet once at the end)."""
+    shares may differ in length, so their sums meet once at the end); ``bf16``: the training forward pass and
+    loss under bfloat16 autocast, the backward pass outside it."""
     total, count = 0.0, 0
     for batch, (inputs, targets) in enumerate(loader):
         inputs, targets = inputs.to(device), targets.to(device)
@@ -188,7 +196,8 @@ def _mean_loss(
             loss = loss_fn(model(inputs), targets)
         else:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(inputs), targets)
             loss.backward()
             optimizer.step()
         value = loss.item()
@@ -222,6 +231,8 @@ def train(
     early_stop_patience: int | None = None,
     lr_schedule: str = "constant",
     model_config: dict[str, Any] | None = None,
+    precision: str = "float32",
+    epoch_metrics: EpochMetrics | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainingResult:
     """Train ``model`` in place with Adam; at the end it holds the weights of the best epoch.
@@ -250,6 +261,12 @@ def train(
             improvement), stepped once per epoch.
         model_config: JSON-serialisable constructor arguments stored in the checkpoints so the
             model can be rebuilt (for example ``DLPVCModel.config``).
+        precision: ``"float32"`` or ``"bf16"``: the training steps' forward pass and loss under
+            ``torch.autocast(dtype=torch.bfloat16)`` (weights, gradients and Adam stay float32); validation
+            always runs in float32, the precision of inference, so the best epoch is chosen on what users get.
+        epoch_metrics: ``epoch_metrics(model)`` after every epoch's validation (model in eval mode, no
+            gradients): a dict of further numbers for the history (e.g. train-split and validation SSIM), on the
+            main process.
         progress: ``progress(fraction, message)`` after every batch and epoch; fraction is the
             share of ``epochs`` done. Raising :class:`~DosimetryCore.core.progress.Cancelled` from it
             stops training; checkpoints of completed epochs stay, so the run can be resumed.
@@ -263,6 +280,8 @@ def train(
     check_seed(seed)
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule: unknown {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if early_stop_patience is not None and early_stop_patience < 1:
         raise ValueError(f"early_stop_patience: must be >= 1 or None, got {early_stop_patience}")
     world_size, _, local_rank = environment()
@@ -287,12 +306,14 @@ def train(
         "lr_schedule": lr_schedule,
         "epochs": epochs,
         "early_stop_patience": early_stop_patience,
+        "precision": precision,
     }
 
     model.to(device)
     group = join(device)
     try:
-        return _fit(model, train_set, val_set, loss_fn, settings, device, group, checkpoint_dir, model_config, report)
+        return _fit(model, train_set, val_set, loss_fn, settings, device, group, checkpoint_dir, model_config, report,
+                    epoch_metrics)  # fmt: skip
     finally:
         gc.collect()  # the DistributedDataParallel wrapper (in a reference cycle) must go before its group does:
         group.close()  # freed at interpreter exit instead, it aborted a process ("terminate called") now and then
@@ -309,6 +330,7 @@ def _fit(
     checkpoint_dir: Path,
     model_config: dict[str, Any] | None,
     report: ProgressCallback,
+    epoch_metrics: EpochMetrics | None,
 ) -> TrainingResult:
     """The epochs of :func:`train`, its arguments checked, on this process of ``group``."""
     seed, batch_size, lr, epochs = settings["seed"], settings["batch_size"], settings["lr"], settings["epochs"]
@@ -355,10 +377,12 @@ def _fit(
             group.on_main(report, fraction, message, device)
 
         network.train()
-        train_loss = _mean_loss(network, train_loader, loss_fn, device, group, on_batch, optimizer)
+        train_loss = _mean_loss(network, train_loader, loss_fn, device, group, on_batch, optimizer,
+                                settings["precision"] == "bf16")  # fmt: skip
         model.eval()
         with torch.no_grad():
             val_loss = _mean_loss(model, val_loader, loss_fn, device, group)
+            metrics = epoch_metrics(model) if epoch_metrics is not None and group.is_main else {}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         elif scheduler is not None:
@@ -371,6 +395,7 @@ def _fit(
                 "lr": epoch_lr,
                 "wall_time_s": time.perf_counter() - started,
                 "world_size": group.world_size,
+                **metrics,
             }
         )
         improved = val_loss < best_val_loss
@@ -444,36 +469,3 @@ def parallel_training(record: dict[str, Any]) -> dict[str, Any]:
     learning rate, from a :func:`result_record` (records from before these were kept give ``world_size`` 1)."""
     keys = ("global_batch_size", "batch_size_per_process", "lr")
     return {"world_size": record.get("world_size", 1)} | {key: record.get(key) for key in keys}
-
-
-def plot_loss_curve(history: Sequence[dict[str, float]], path_png: str | Path) -> Path:
-    """Draw training and validation loss per epoch (log scale when positive) into a PNG; returns its path.
-
-    ``history`` is :attr:`TrainingResult.history`; the best validation epoch is marked.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not history:
-        raise ValueError("history: is empty, nothing to plot")
-    epochs = [entry["epoch"] for entry in history]
-    train_loss = [entry["train_loss"] for entry in history]
-    val_loss = [entry["val_loss"] for entry in history]
-    best = int(np.nanargmin(val_loss))
-    figure = Figure(figsize=(6, 4), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.plot(epochs, train_loss, marker=".", label="training")
-    axes.plot(epochs, val_loss, marker=".", label="validation")
-    axes.plot([epochs[best]], [val_loss[best]], "k*", markersize=12, label=f"best (epoch {epochs[best]})")
-    if min(train_loss + val_loss) > 0:
-        axes.set_yscale("log")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("loss")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path_png = Path(path_png)
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path_png, format="png")
-    return path_png
