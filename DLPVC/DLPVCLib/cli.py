@@ -7,7 +7,7 @@ Each ``register_*`` function is a ``deepdosimetry.commands`` entry point (``regi
                       [--iterations N] [--model NAME] [--device DEVICE] --output OUT.nrrd [--table T.csv]
     deepdosimetry simulate-pvc --out DIR --n N --seed S ...
     deepdosimetry evaluate-pvc --data DIR --model NAME --output T.csv ...
-    deepdosimetry demo-pvc [--out demo-output] [--case random|torso] ...
+    deepdosimetry demo-pvc [--out demo-output] [--case torso|random] ...
     deepdosimetry train dlpvc --data DIR --out CHECKPOINTS ...
 """
 
@@ -307,7 +307,8 @@ def register_demo_pvc(subparsers: argparse._SubParsersAction) -> None:
         "--case",
         choices=CASES,
         default=CASES[0],
-        help="random: random shapes as in training (Leube et al. Fig. 4, default); torso: a 177Lu-PSMA torso phantom",
+        help="torso: a patient-like 177Lu-PSMA torso phantom (default); random: seed 003's random shapes in a cold "
+        "body (Leube et al. Fig. 4)",
     )
     command.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     command.add_argument("--seed", type=int, default=DEMO_SEED, help=f"case seed (default {DEMO_SEED})")

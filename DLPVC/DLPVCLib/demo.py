@@ -4,16 +4,14 @@ The steps, each a library call used elsewhere in the project:
 
 1. a simulated case on the shipped DL-PVC model's network grid, one of :data:`CASES`:
 
-   - ``random`` (default): a case as DL-PVC is trained and tested on, and as seed 003 Fig. 4
-     shows one from its test set: random shapes of non-uniform 177Lu activity in a synthetic
-     torso (:func:`DLPVCLib.dataset.simulate_pvc_case`), the regions being the connected
-     components of the true activity. The seed is the case seed itself; the cases of a dataset
-     have 32-bit seeds drawn from its dataset seed, and the default 2024 is none of those of the
-     shipped model's training (dataset seed 2026, 320 cases) or held-out (2027, 66 cases) data;
-   - ``torso``: a patient-like 177Lu-PSMA distribution (:func:`DosimetryCore.phantoms.make_torso`:
-     organs with uptake over a soft-tissue background, and lesions), the regions being its organ
-     and lesion labels. The network never saw activity spread over the whole body in training,
-     so this case shows how the model carries over to a distribution unlike its training data;
+   - ``torso`` (default): a patient-like 177Lu-PSMA distribution (:func:`DosimetryCore.phantoms.make_torso`:
+     organs with uptake over a soft-tissue background, and lesions), the regions being its organ and lesion
+     labels: what a physicist runs DL-PVC on;
+   - ``random``: a case as seed 003 trains and tests on, and as its Fig. 4 shows one from its test set: random
+     shapes of non-uniform 177Lu activity in a cold synthetic torso
+     (:func:`DLPVCLib.dataset.simulate_pvc_case`), the regions being the connected components of the true
+     activity. The seed is the case seed itself; the cases of a dataset have 32-bit seeds drawn from its dataset
+     seed, and the default 2024 is none of those of the shipped model's training or held-out data;
 
 2. its SPECT (:func:`DosimetryCore.imaging.simulation.simulate_spect`: seed 003's 120 views x 30 s, MELP
    collimator, Poisson noise) reconstructed by OSEM with resolution recovery (``osem_rr_noisy``,
@@ -106,7 +104,7 @@ def _torso_case(
     }
 
 
-_SIMULATORS = {"random": _random_case, "torso": _torso_case}
+_SIMULATORS = {"torso": _torso_case, "random": _random_case}
 CASES = tuple(_SIMULATORS)
 """Kinds of demo case (see the module docstring); the first is the default."""
 

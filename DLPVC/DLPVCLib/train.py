@@ -417,6 +417,12 @@ KIND_WORDS = {
 }
 
 
+def _card_datasets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each training dataset's record for the card: without the folder path of the machine that trained."""
+    return [{key: value for key, value in record.items() if key != "folder"} | {"data": Path(record["folder"]).name}
+            for record in records]  # fmt: skip
+
+
 def _kinds_in_words(data: dict[str, Any]) -> str:
     """The training cases' kinds in words, with the train-case count of each where there are several."""
     records = data.get("datasets")
@@ -448,6 +454,7 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "dataset_seed": data["dataset_seed"],
             "n_train": data["n_train"],
             "n_val": data["n_val"],
+            **({"datasets": _card_datasets(data["datasets"])} if "datasets" in data else {}),
         },
         "grid": {"size": [data["size"]] * 3, "spacing_mm": [data["spacing_mm"]] * 3},
         "training_domain": {

@@ -187,6 +187,7 @@ def test_several_datasets_train_together_and_the_summary_and_card_name_each(monk
     assert f"--data {data} {warm}" in summary["command"]
     description = train.card_fields(summary)["training_data"]["description"]
     assert "2 train of random activity shapes" in description and "3 train of random shapes over warm" in description
+    assert [d["data"] for d in train.card_fields(summary)["training_data"]["datasets"]] == ["data", "warm"]
     other = tmp_path / "other_grid"
     dataset.write_dataset(other, 2, 8, size=16, spacing_mm=38.4, acquisition=FAST, device="cpu")
     with pytest.raises(ValueError, match="differs from .* in size"):
