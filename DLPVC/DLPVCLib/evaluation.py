@@ -45,6 +45,7 @@ from DLPVCLib.dataset.activity_kinds import recovery_segments
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
+from DosimetryCore.evaluation.metrics import recovery_coefficient
 from DosimetryCore.evaluation.table import METRICS, RC_PREFIX, image_metrics
 from DosimetryCore.evaluation.table import SETTINGS as TABLE_SETTINGS
 from DosimetryCore.imaging.collimators import collimator_response
@@ -145,12 +146,11 @@ RECOVERY_COLUMNS = {
 def _recovery_row(estimate: np.ndarray, truth: np.ndarray, masks: np.ndarray, voxel_ml: float) -> dict[str, float]:
     """A torso case's recovery columns: RC of each organ (:data:`RC_PREFIX`) and the :data:`RECOVERY_COLUMNS`."""
     organs, lesions = recovery_segments(masks, voxel_ml)
-    organ_rc = image_metrics(estimate, truth, organs)
-    lesion_rc = [image_metrics(estimate, truth, {name: mask})[f"{RC_PREFIX}{name}"] for name, mask in lesions.items()]
-    organ_errors = [abs(organ_rc[f"{RC_PREFIX}{name}"] - 1.0) for name in organs]
-    lesion_errors = [abs(value - 1.0) for value in lesion_rc]
+    organ_rc = {name: recovery_coefficient(estimate, truth, mask) for name, mask in organs.items()}
+    organ_errors = [abs(value - 1.0) for value in organ_rc.values()]
+    lesion_errors = [abs(recovery_coefficient(estimate, truth, mask) - 1.0) for mask in lesions.values()]
     return {
-        **{f"{RC_PREFIX}{name}": organ_rc[f"{RC_PREFIX}{name}"] for name in organs},
+        **{f"{RC_PREFIX}{name}": value for name, value in organ_rc.items()},
         "rc_error_organs": float(np.mean(organ_errors)),
         "rc_error_lesions": float(np.mean(lesion_errors)) if lesion_errors else math.nan,
         "rc_error": float(np.mean(organ_errors + lesion_errors)),
