@@ -59,7 +59,7 @@ import torch
 from torch.nn import functional
 from torch.utils.data import ConcatDataset, Dataset
 
-from DLPVCLib.dataset import PVCDataset, manifest_sha256, read_manifest, simulate_command
+from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
 from DLPVCLib.networks import DLPVCModel
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback
@@ -114,30 +114,23 @@ MONITORED_TRAIN_CASES = 8
 """Training cases (the first of each folder's train split, unmirrored) whose SSIM every epoch records."""
 
 
-def ssim_monitor(
-    folders: Sequence[str | os.PathLike], input_key: str, device: str | torch.device | None
-) -> EpochMetrics:
+def ssim_monitor(train_sets: Sequence[PVCDataset], val_set: Dataset, device: str | torch.device | None) -> EpochMetrics:
     """``metrics(model)`` -> ``{"train_ssim": ..., "val_ssim": ...}``: the mean SSIM of the metric table
     (:func:`DosimetryCore.evaluation.table.image_metrics`, inside the true active region) of the model's output on
-    up to :data:`MONITORED_TRAIN_CASES` training cases and on every validation case (cached in memory)."""
-    per_folder = max(1, MONITORED_TRAIN_CASES // len(folders))
-    train_pairs, val_pairs = [], []
-    for folder in folders:
-        train_set = PVCDataset(folder, "train", input_key, cache=True)
-        train_pairs += [train_set[i] for i in range(min(per_folder, len(train_set)))]
-        if _has_split(folder, "val"):
-            val_set = PVCDataset(folder, "val", input_key, cache=True)
-            val_pairs += [val_set[i] for i in range(len(val_set))]
+    up to :data:`MONITORED_TRAIN_CASES` training cases (the first of each set, unmirrored) and on every case of
+    ``val_set``; the cases come from the training run's own (cached) datasets."""
+    per_set = max(1, MONITORED_TRAIN_CASES // len(train_sets))
+    train_pairs = [t.pair(i) for t in train_sets for i in range(min(per_set, len(t)))]
     target = resolve_device(device)
 
-    def mean_ssim(model: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    def mean_ssim(model: torch.nn.Module, pairs) -> float:
         values = []
         for spect, truth in pairs:
             output = model(spect[None].to(target))[0, 0].float().cpu().numpy()
             values.append(image_metrics(output, truth[0].numpy())["ssim"])
         return float(np.mean(values))
 
-    return lambda model: {"train_ssim": mean_ssim(model, train_pairs), "val_ssim": mean_ssim(model, val_pairs)}
+    return lambda model: {"train_ssim": mean_ssim(model, train_pairs), "val_ssim": mean_ssim(model, val_set)}
 
 
 @dataclass
@@ -229,7 +222,7 @@ def _datasets(data: Sequence[str | os.PathLike], input_key: str, flips: bool) ->
     """The train and val splits of every folder of ``data``, concatenated, cached in memory; the folders must
     share the grid and the protocol."""
     train_sets = [PVCDataset(folder, "train", input_key, flips=flips, cache=True) for folder in data]
-    val_sets = [PVCDataset(folder, "val", input_key, cache=True) for folder in data if _has_split(folder, "val")]
+    val_sets = [PVCDataset(t.folder, "val", input_key, cache=True) for t in train_sets if _has_split(t.manifest, "val")]
     if not val_sets:
         raise ValueError(f"data: the 'val' split is empty in {', '.join(map(str, data))}; simulate more cases (--n)")
     first = train_sets[0].manifest
@@ -243,8 +236,8 @@ def _datasets(data: Sequence[str | os.PathLike], input_key: str, flips: bool) ->
     return ConcatDataset(train_sets), ConcatDataset(val_sets), train_sets
 
 
-def _has_split(folder: str | os.PathLike, split: str) -> bool:
-    return read_manifest(folder)["split_counts"].get(split, 0) > 0
+def _has_split(manifest: dict[str, Any], split: str) -> bool:
+    return manifest["split_counts"].get(split, 0) > 0
 
 
 def _build(arch: str, channels: Sequence[int] | None, norm: str | None) -> DLPVCModel:
@@ -345,7 +338,7 @@ def train_dlpvc(
     checkpoint_dir = Path(checkpoint_dir)
     settings = {"lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "epochs": epochs, "seed": seed,
                 "precision": precision}  # fmt: skip
-    monitor = ssim_monitor(folders, input_key, device)
+    monitor = ssim_monitor(train_sets, val_set, device)
     started = time.perf_counter()
     result = train(
         model,

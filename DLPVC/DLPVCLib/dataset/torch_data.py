@@ -95,13 +95,17 @@ class PVCDataset(Dataset):
             raise ValueError(f"{self.cases[index]['id']}/{stem}.nrrd: unit is {unit}, expected {ACTIVITY_UNIT}")
         return torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32, copy=False))[None]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` as written, never mirrored (from the cache when ``cache`` is on)."""
         if self._cache is not None and index in self._cache:
-            pair = self._cache[index]
-        else:
-            pair = self._tensor(index, self.input_key), self._tensor(index, "truth")
-            if self._cache is not None:
-                self._cache[index] = pair
+            return self._cache[index]
+        pair = self._tensor(index, self.input_key), self._tensor(index, "truth")
+        if self._cache is not None:
+            self._cache[index] = pair
+        return pair
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pair = self.pair(index)
         if not self.flips:
             return pair
         dims = [dim for dim in (1, 2, 3) if torch.randint(0, 2, ()).item()]
