@@ -8,12 +8,15 @@ noisy planar images as ``evaluate-planar`` makes them) it prints one table row p
 the sampled activity share with the truth's, the mean absolute organ activity error, MAE and SSIM (as
 ``evaluate-planar``):
 
-- the prior alone, DDIM from pure noise (what ``planar-to-3d --method diffusion`` starts from);
+- the prior alone, and DDS (the prior with the planar consistency at every step), from pure noise (what
+  ``planar-to-3d --method diffusion`` does);
 - the prior alone, DDIM from the truth noised to t = 300 and t = 700 (can it denoise what it is given?);
 - from the PET noised to t = 300: the prior alone, and with the planar consistency at every step (DDS);
-- the consistency step once, applied to the truth and to the PET (does it move a good estimate away?).
+- the consistency step once, applied to the truth and to the PET (does it move a good estimate away?);
+- conjugate view (organ activities only), the reference the organ errors must beat.
 
-A PET-conditioned prior gets the PET slices; an unconditioned one ignores them.
+A PET-conditioned prior gets the PET slices; an unconditioned one ignores them. Every result is set to zero outside
+the body (:func:`DosimetryCore.physics.ct.body_mask`), as the sampler's consistency step does.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import argparse
 import numpy as np
 import torch
 
+from DosimetryCore.imaging.conjugate_view import conjugate_view_activities
 from DosimetryCore.learning import models
+from DosimetryCore.physics.ct import body_mask
 from PlanarTo3DLib import data
 from PlanarTo3DLib.consistency import ConsistencySettings, PlanarConsistency
 from PlanarTo3DLib.datasets import virtual_patient
@@ -74,10 +79,12 @@ def main() -> None:
     pet_values = to_diffusion(torch.from_numpy(pet_share))[:, None]
     mu_slices = torch.from_numpy(mu * np.float32(data.MU_SCALE))[:, None]
     condition = prior.condition(mu_slices, pet_values if prior.pet_conditioning else None)
-    consistency = PlanarConsistency(data.projector(mu), measured, ConsistencySettings())
+    support = body_mask(patient["hu"])
+    consistency = PlanarConsistency(data.projector(mu), measured, ConsistencySettings(), support)
     steps = arguments.steps
     experiments = {
         "prior, from pure noise": lambda: run_ddim(prior, truth_values, None, condition, None, steps),
+        "DDS, from pure noise": lambda: run_ddim(prior, truth_values, None, condition, consistency, steps),
         "prior, from truth at t=300": lambda: run_ddim(prior, truth_values, 300, condition, None, steps),
         "prior, from truth at t=700": lambda: run_ddim(prior, truth_values, 700, condition, None, steps),
         "prior, from PET at t=300": lambda: run_ddim(prior, pet_values, 300, condition, None, steps),
@@ -86,15 +93,32 @@ def main() -> None:
         "consistency once on the PET": lambda: consistency(torch.from_numpy(pet_share)).numpy(),
         "the PET itself": lambda: pet_share,
     }
+    names_in = ", ".join(names.values())
     print(f"prior {arguments.prior} (PET-conditioned: {prior.pet_conditioning}), held-out patient {seed}")
-    print(f"{'experiment':34s} {'corr':>6s} {'organ err %':>11s} {'MAE':>6s} {'SSIM':>6s}")
+    print(f"{'experiment':34s} {'corr':>6s} {'organ err %':>11s} {'MAE':>6s} {'SSIM':>6s}  organ errors % ({names_in})")
     for name, experiment in experiments.items():
-        share = np.clip(experiment(), 0.0, None)
+        share = np.where(support, np.clip(experiment(), 0.0, None), 0.0)
         activity = scaled_to_counts(share, mu, measured)
         correlation = float(np.corrcoef(share.ravel(), truth_share.ravel())[0, 1])
-        error = organ_errors(organ_activities_MBq(activity, organs, names), true_MBq)["organ_abs_error_%"]
+        errors = organ_errors(organ_activities_MBq(activity, organs, names), true_MBq)
         row = image_row(activity, truth, body)
-        print(f"{name:34s} {correlation:6.3f} {error:11.1f} {row['mae_norm']:6.3f} {row['ssim']:6.3f}")
+        print(
+            f"{name:34s} {correlation:6.3f} {errors['organ_abs_error_%']:11.1f} {row['mae_norm']:6.3f} "
+            f"{row['ssim']:6.3f}  {_each(errors, names)}"
+        )
+    conjugate = conjugate_view_activities(measured[0], measured[1], mu, organs, names, (data.GRID_SPACING_MM,) * 3,
+                                          sensitivity_cps_per_MBq=data.DEFAULT_CAMERA.sensitivity_cps_per_MBq,
+                                          time_s=data.DEFAULT_CAMERA.time_s)  # fmt: skip
+    errors = organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq)
+    print(
+        f"{'conjugate view':34s} {'-':>6s} {errors['organ_abs_error_%']:11.1f} {'-':>6s} {'-':>6s}  "
+        f"{_each(errors, names)}"
+    )
+
+
+def _each(errors: dict[str, float], names: dict[int, str]) -> str:
+    """Each organ's signed error (%), in the order of ``names``."""
+    return " ".join(f"{errors[f'organ_error_{name}_%']:+.0f}" for name in names.values())
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ removed, not noise). Here
   data in shape;
 - ``D_z`` the forward differences along z, (z - 1, y, x): not circular, so the first and last slices never meet;
 - the non-negativity split is what fixes the activity at zero on lines without counts (their two views allow any
-  mix of signs along the line); the result is ``v``, non-negative.
+  mix of signs along the line); with a ``support`` (the patient's body from the CT) it also sets the activity
+  outside the body to zero: activity lies in the patient, and the planar images cannot tell the body from the air
+  on the same line. The result is ``v``, non-negative and zero outside the support.
 
 Everything is whole-volume tensor algebra (no loops over voxels); float32.
 """
@@ -90,12 +92,21 @@ class PlanarConsistency:
         projector: the planar projector of the patient's grid (attenuation, collimator response).
         measured: measured anterior/posterior counts (2, z, x), finite and >= 0, some positive.
         settings: :class:`ConsistencySettings`.
+        support: boolean (z, y, x) mask of where activity may be (the body); None: everywhere.
     """
 
     def __init__(
-        self, projector: PlanarProjector, measured: np.ndarray | torch.Tensor, settings: ConsistencySettings
+        self,
+        projector: PlanarProjector,
+        measured: np.ndarray | torch.Tensor,
+        settings: ConsistencySettings,
+        support: np.ndarray | None = None,
     ) -> None:
         counts = projector.as_projections(measured, "measured")
+        if support is not None and tuple(np.shape(support)) != tuple(projector.shape):
+            raise ValueError(f"support: expected a mask of the grid's shape {tuple(projector.shape)}, got "
+                             f"{tuple(np.shape(support))}")  # fmt: skip
+        self.support = None if support is None else torch.from_numpy(np.asarray(support, bool))
         if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()) or not float(counts.sum()) > 0:
             raise ValueError("measured: planar counts must be finite, >= 0 and hold some counts")
         self.projector, self.counts, self.settings = projector, counts, settings
@@ -172,8 +183,9 @@ class PlanarConsistency:
         return x
 
     def __call__(self, share: torch.Tensor) -> torch.Tensor:
-        """``share`` (z, y, x) made consistent with the counts (see the module docstring); non-negative."""
-        x = torch.clamp(self.projector.as_volume(share, "share"), min=0.0)
+        """``share`` (z, y, x) made consistent with the counts (see the module docstring); non-negative and zero
+        outside the support."""
+        x = self._feasible(self.projector.as_volume(share, "share"))
         rho, penalty = self.settings.rho, self._difference_weights
         threshold = self.settings.tv_weight / (rho * penalty)
         k = self.scale(x)
@@ -187,6 +199,11 @@ class PlanarConsistency:
             differences = z_differences(x)
             split = soft_threshold(differences + dual, threshold)
             dual = dual + differences - split
-            positive = torch.clamp(x + positive_dual, min=0.0)
+            positive = self._feasible(x + positive_dual)
             positive_dual = positive_dual + x - positive
         return positive
+
+    def _feasible(self, volume: torch.Tensor) -> torch.Tensor:
+        """The projection onto the feasible set: non-negative, zero outside the support."""
+        positive = torch.clamp(volume, min=0.0)
+        return positive if self.support is None else torch.where(self.support, positive, torch.zeros_like(positive))

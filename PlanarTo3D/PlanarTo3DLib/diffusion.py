@@ -6,10 +6,14 @@ the noise level from MONAI's ``DDPMScheduler``; sampling (:mod:`PlanarTo3DLib.di
 ``DDIMScheduler`` over the same linear beta schedule.
 
 Units. Activity is in the network units of :mod:`PlanarTo3DLib.data` (share of the volume's total x
-``ACTIVITY_SCALE``). The diffusion model sees the fixed linear map ``value = DIFFUSION_SCALE x share +
-DIFFUSION_OFFSET``: no activity at -1, the body's typical share (0.1-0.2 on the CPU grid) at about -0.7, organs and
-lesions above 1 (not clipped: the sampler's schedule does not clip either). The attenuation channel is mu (1/cm)
-x ``MU_SCALE``, as the ResUNet's.
+``ACTIVITY_SCALE``). The diffusion model sees the bounded logarithmic map ``value = 2 log(1 + share / SHARE_KNEE) /
+log(1 + SHARE_MAX / SHARE_KNEE) - 1``, clipped to [-1, 1] (:func:`to_diffusion`): no activity at -1, the body's
+typical share (0.1-0.2 on the CPU grid) at about -0.7, organs (share 1-3) near 0, the hottest lesions (share up to
+:data:`SHARE_MAX`) at 1. The samplers clip their denoised estimates to the same range. An earlier linear map (2 x
+share - 1) left hot voxels at values up to about 34, far outside the unit range the noise schedule assumes, and
+DDIM from pure noise then returned nothing like the truth (``benchmarks/planar_diffusion_diagnosis.py``). A
+uniform error in values is a uniform relative error in activity above the knee. The attenuation channel is mu
+(1/cm) x ``MU_SCALE``, as the ResUNet's.
 
 Tensors are (batch, channel, y, x), y the antero-posterior axis. Any slice size works: slices are padded with
 zeros to multiples of ``2 ** (levels - 1)`` (:func:`pad_to_multiple`) and cropped back (:func:`crop_to`).
@@ -22,22 +26,30 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-DIFFUSION_SCALE = 2.0
-DIFFUSION_OFFSET = -1.0
+SHARE_KNEE = 0.1
+"""Share (network units) where the value map turns from linear to logarithmic: about the body's background."""
+SHARE_MAX = 40.0
+"""Share mapped to 1; above it values are clipped. The virtual patients' hottest voxels hold shares of 7-17, their
+organ-uptake variations up to about twice that."""
+_LOG_RANGE = float(torch.log1p(torch.tensor(SHARE_MAX / SHARE_KNEE)))
 DEFAULT_CHANNELS = (16, 32, 64)
 """Feature maps per level of the CPU model (MONAI's default is 32, 64, 64, 64 with attention)."""
 TRAIN_TIMESTEPS = 1000
 SCHEDULE = "linear_beta"
+VALUE_MAP = {"kind": "log", "share_knee": SHARE_KNEE, "share_max": SHARE_MAX, "clipped": [-1.0, 1.0]}
+"""How activity becomes the model's values (:func:`to_diffusion`), as configs and cards record it."""
 
 
 def to_diffusion(share: torch.Tensor) -> torch.Tensor:
-    """Activity share (network units) -> the diffusion model's values."""
-    return share * DIFFUSION_SCALE + DIFFUSION_OFFSET
+    """Activity share (network units, negative shares taken as 0) -> the diffusion model's values in [-1, 1]."""
+    values = 2.0 * torch.log1p(share.clamp(min=0.0) / SHARE_KNEE) / _LOG_RANGE - 1.0
+    return values.clamp(max=1.0)
 
 
 def from_diffusion(values: torch.Tensor) -> torch.Tensor:
-    """The diffusion model's values -> activity share (network units); the inverse of :func:`to_diffusion`."""
-    return (values - DIFFUSION_OFFSET) / DIFFUSION_SCALE
+    """The diffusion model's values -> activity share (network units, >= 0 for values >= -1); the inverse of
+    :func:`to_diffusion` on [-1, 1]."""
+    return SHARE_KNEE * torch.expm1((values.clamp(-1.0, 1.0) + 1.0) * (_LOG_RANGE / 2.0))
 
 
 def pad_to_multiple(slices: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -119,12 +131,17 @@ class SlicePrior(nn.Module):
                 "num_res_blocks": self.num_res_blocks, "ct_conditioning": self.ct_conditioning,
                 "pet_conditioning": self.pet_conditioning,
                 "train_timesteps": TRAIN_TIMESTEPS, "schedule": SCHEDULE, "prediction": "epsilon",
-                "diffusion_scale": DIFFUSION_SCALE, "diffusion_offset": DIFFUSION_OFFSET}  # fmt: skip
+                "value_map": VALUE_MAP}  # fmt: skip
 
     @classmethod
     def from_config(cls, config: dict) -> SlicePrior:
         if config.get("architecture") != "SliceDiffusionUNet":
             raise ValueError(f"architecture: expected SliceDiffusionUNet, got {config.get('architecture')!r}")
+        if config.get("value_map") != VALUE_MAP:
+            raise ValueError(
+                f"value_map: this prior was trained on values {config.get('value_map', 'linear')!r}, "
+                f"this version samples {VALUE_MAP}; retrain it (train planar3d-diffusion)"
+            )
         return cls(config["channels"], int(config["num_res_blocks"]), bool(config["ct_conditioning"]),
                    bool(config.get("pet_conditioning", False)))  # fmt: skip
 
@@ -139,19 +156,20 @@ class SlicePrior(nn.Module):
 
 
 def training_scheduler():
-    """MONAI's DDPM scheduler of the prior's training (1000 steps, linear betas, no clipping)."""
+    """MONAI's DDPM scheduler of the prior's training (1000 steps, linear betas)."""
     from monai.networks.schedulers import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, schedule=SCHEDULE, clip_sample=False)
 
 
 def sampling_scheduler(steps: int):
-    """MONAI's DDIM scheduler over the training schedule, set to ``steps`` steps (no clipping)."""
+    """MONAI's DDIM scheduler over the training schedule, set to ``steps`` steps; the denoised estimate of each step
+    is clipped to the values' range [-1, 1]."""
     from monai.networks.schedulers import DDIMScheduler
 
     if not 1 <= steps <= TRAIN_TIMESTEPS:
         raise ValueError(f"steps: expected 1 to {TRAIN_TIMESTEPS} DDIM steps, got {steps}")
-    scheduler = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, schedule=SCHEDULE, clip_sample=False)
+    scheduler = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, schedule=SCHEDULE, clip_sample=True)
     scheduler.set_timesteps(steps)
     return scheduler
 

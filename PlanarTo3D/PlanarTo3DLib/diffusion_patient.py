@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.provenance import stamp
+from DosimetryCore.physics.ct import body_mask
 
 from .alignment import PlanarAlignment
 from .data import DEFAULT_CAMERA, PlanarCamera
@@ -79,7 +80,8 @@ def planar_to_3d_diffusion(
     start = 0.6 if summary else 0.1
     condition = patient.pet if model.pet_conditioning else None
     samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, pet=condition,
-                              device=device, progress=sub_progress(report, start, 0.95))  # fmt: skip
+                              body=body_mask(patient.hu), device=device,
+                              progress=sub_progress(report, start, 0.95))  # fmt: skip
     mean, std = samples.mean, samples.std
     consistency = planar_consistency(mean, patient.mu, counts, camera)
     spread = organ_spread(samples, patient.labels, names)

@@ -113,11 +113,14 @@ def sample_share(
     settings: SamplingSettings = DEFAULT_SAMPLING,
     seed: int = 0,
     pet: np.ndarray | None = None,
+    body: np.ndarray | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """One sample's activity distribution (network units, (z, y, x), not clamped) for counts ``measured`` (2, z, x)
-    and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it."""
+    and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it; ``body``
+    (boolean (z, y, x), e.g. :func:`DosimetryCore.physics.ct.body_mask` of the CT): no activity outside it (the
+    support of the consistency step, and of the returned sample)."""
     report = progress or no_progress
     if measured.shape != (2, mu.shape[0], mu.shape[2]):
         raise ValueError(f"measured: expected planar images (2, z, x) = (2, {mu.shape[0]}, {mu.shape[2]}), "
@@ -126,7 +129,7 @@ def sample_share(
     prior = prior.to(torch_device).eval()
     consistency = None
     if settings.consistency is not None:
-        consistency = PlanarConsistency(projector(mu, camera, spacing_mm), measured, settings.consistency)
+        consistency = PlanarConsistency(projector(mu, camera, spacing_mm), measured, settings.consistency, body)
     scheduler = sampling_scheduler(settings.steps)
     generator = torch.Generator(device=torch_device).manual_seed(int(seed))
     z, y, x = mu.shape
@@ -138,7 +141,8 @@ def sample_share(
     for index, timestep in enumerate(scheduler.timesteps.tolist()):
         sample, estimate = dds_step(prior, scheduler, sample, timestep, condition, consistency, settings.eta, generator)
         report((index + 1) / settings.steps, f"DDIM step {index + 1}/{settings.steps}")
-    return from_diffusion(estimate[:, 0]).cpu().numpy().astype(np.float32)
+    share = from_diffusion(estimate[:, 0]).cpu().numpy().astype(np.float32)
+    return share if body is None else np.where(body, share, np.float32(0.0))
 
 
 def sample_activity(
@@ -150,11 +154,13 @@ def sample_activity(
     spacing_mm: float = GRID_SPACING_MM,
     settings: SamplingSettings = DEFAULT_SAMPLING,
     pet: np.ndarray | None = None,
+    body: np.ndarray | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> DiffusionSamples:
     """``settings.samples`` samples of the activity (Bq/mL), each non-negative with its projection's total equal
-    to the measured total counts; ``pet`` for a prior conditioned on it."""
+    to the measured total counts; ``pet`` for a prior conditioned on it; ``body``: no activity outside it (see
+    :func:`sample_share`)."""
     report = progress or no_progress
     measured = np.asarray(measured, np.float32)
     if not np.all(np.isfinite(measured)) or measured.min() < 0 or not measured.sum() > 0:
@@ -166,7 +172,7 @@ def sample_activity(
             report((k + fraction) / settings.samples, f"sample {k + 1}/{settings.samples}: {message}")
 
         share = sample_share(prior, measured, mu, camera=camera, spacing_mm=spacing_mm, settings=settings,
-                             seed=settings.seed + k, pet=pet, device=device, progress=part)  # fmt: skip
+                             seed=settings.seed + k, pet=pet, body=body, device=device, progress=part)  # fmt: skip
         samples.append(scaled_to_counts(np.clip(share, 0.0, None), mu, measured, camera, spacing_mm))
     return DiffusionSamples(np.stack(samples))
 

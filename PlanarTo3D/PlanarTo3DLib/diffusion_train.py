@@ -24,23 +24,16 @@ from DosimetryCore.learning.training import result_record, seed_everything, trai
 
 from .data import ACTIVITY_SCALE, DEFAULT_CAMERA, GRID_SHAPE_ZYX, GRID_SPACING_MM, MU_SCALE, PlanarCamera
 from .datasets import population_samples
-from .diffusion import (
-    DEFAULT_CHANNELS,
-    DIFFUSION_OFFSET,
-    DIFFUSION_SCALE,
-    NoisePrediction,
-    SlicePrior,
-    noise_loss,
-    to_diffusion,
-)
+from .diffusion import DEFAULT_CHANNELS, SHARE_KNEE, SHARE_MAX, NoisePrediction, SlicePrior, noise_loss, to_diffusion
 from .train import patient_sets, training_card_fields, write_training_outputs
 
 SUMMARY_FILE = "training_summary.json"
 GENERIC_DEFAULTS = {"patients": 12, "variations": 3, "val_patients": 2, "epochs": 8, "batch_size": 16, "lr": 1e-3}
 FINE_TUNE_DEFAULTS = {"variations": 100, "epochs": 4, "batch_size": 16, "lr": 2e-4, "val_share": 0.1}
 NORMALISATION = (
-    f"activity: concentration / its total x {ACTIVITY_SCALE:g} (network units), then x {DIFFUSION_SCALE:g} "
-    f"{DIFFUSION_OFFSET:+g} into the diffusion model's values (no activity at -1; not clipped); attenuation channel "
+    f"activity: concentration / its total x {ACTIVITY_SCALE:g} (network units), then 2 log(1 + share / "
+    f"{SHARE_KNEE:g}) / log(1 + {SHARE_MAX:g} / {SHARE_KNEE:g}) - 1 into the diffusion model's values (no activity at "
+    "-1, clipped at 1); attenuation channel "
     f"(when conditioned): mu (1/cm at 208 keV) x {MU_SCALE:g}; the sampled volume is scaled so that its projection "
     "has the measured total counts"
 )

@@ -31,6 +31,7 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progr
 from DosimetryCore.evaluation.metrics import ssim
 from DosimetryCore.imaging.conjugate_view import conjugate_view_activities
 from DosimetryCore.phantoms import LABELS
+from DosimetryCore.physics.ct import body_mask
 
 from .data import DEFAULT_CAMERA, GRID_SPACING_MM, PlanarCamera, mu_map, planar_images, pre_therapy_pet
 from .datasets import virtual_patient
@@ -153,8 +154,9 @@ def _diffusion_estimates(
     estimates = {}
     started = time.perf_counter()
     condition = pet if prior.pet_conditioning else None
+    body = body_mask(hu)
     estimates["diffusion generic"] = sample_activity(
-        prior, measured, mu, camera=camera, settings=sampling, pet=condition, device=device,
+        prior, measured, mu, camera=camera, settings=sampling, pet=condition, body=body, device=device,
         progress=sub_progress(progress, 0.0, 0.3),
     ).mean  # fmt: skip
     times["diffusion generic"] = time.perf_counter() - started
@@ -164,7 +166,7 @@ def _diffusion_estimates(
                                       epochs=epochs, seed=seed, camera=camera, device=device,
                                       progress=sub_progress(progress, 0.3, 0.7))  # fmt: skip
         estimates["diffusion patient-specific"] = sample_activity(
-            specific, measured, mu, camera=camera, settings=sampling, pet=condition, device=device,
+            specific, measured, mu, camera=camera, settings=sampling, pet=condition, body=body, device=device,
             progress=sub_progress(progress, 0.7, 1.0),
         ).mean  # fmt: skip
         times["diffusion patient-specific"] = time.perf_counter() - started

@@ -18,6 +18,8 @@ from PlanarTo3DLib.consistency import (
     z_differences_adjoint,
 )
 from PlanarTo3DLib.diffusion import (
+    SHARE_KNEE,
+    SHARE_MAX,
     NoisePrediction,
     SlicePrior,
     crop_to,
@@ -82,6 +84,21 @@ def test_padding_round_trip_and_the_prior_keeps_any_slice_size():
         SlicePrior.from_config({"architecture": "ResUNet3D"})
 
 
+def test_value_map_is_bounded_logarithmic_and_a_linear_map_prior_is_refused():
+    shares = torch.tensor([0.0, SHARE_KNEE, 1.0, 10.0, SHARE_MAX, 10 * SHARE_MAX])
+    values = to_diffusion(shares)
+    assert float(values[0]) == -1.0 and float(values[4]) == pytest.approx(1.0) and float(values[5]) == 1.0
+    assert bool((values[1:] > values[:-1])[:4].all())
+    # a value error of 0.01 is the same relative activity error at shares 1 and 10 (logarithmic above the knee)
+    relative = [float(from_diffusion(to_diffusion(torch.tensor(s)) + 0.01) / s - 1) for s in (1.0, 10.0)]
+    assert relative[0] == pytest.approx(relative[1], rel=0.1) and 0.01 < relative[0] < 0.05
+    assert float(to_diffusion(torch.tensor(-0.5))) == -1.0 and float(from_diffusion(torch.tensor(-3.0))) == 0.0
+    old = SlicePrior((8, 16)).config
+    old.pop("value_map")
+    with pytest.raises(ValueError, match="retrain"):
+        SlicePrior.from_config(old | {"diffusion_scale": 2.0, "diffusion_offset": -1.0})
+
+
 def test_tv_along_z_is_not_circular():
     rng = np.random.default_rng(0)
     volume, differences = torch.from_numpy(rng.random(SHAPE)), torch.from_numpy(rng.random((SHAPE[0] - 1, *SHAPE[1:])))
@@ -126,6 +143,29 @@ def test_planar_consistency_brings_the_samples_to_the_counts_with_the_total_tied
     assert with_pet.samples.shape == (1, *SHAPE) and with_pet.samples.min() >= 0.0
     with pytest.raises(ValueError, match="give the PET"):
         sample_activity(conditioned, measured, mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=2))
+
+
+def test_body_support_keeps_the_samples_inside_the_body_and_the_counts_still_fitted():
+    """The box's attenuating interior is the body: with it as the support, no activity lands in the air on the
+    same antero-posterior line (which the planar images cannot tell from the body), and the consistency still
+    brings the sample to the counts."""
+    activity, mu, measured = _phantom([8])
+    body = mu > 0
+    settings = SamplingSettings(steps=10, samples=1)
+    inside = sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM, settings=settings, body=body)
+    anywhere = sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM, settings=settings)
+    assert float(inside.samples[0][~body].max()) == 0.0 and float(anywhere.samples[0][~body].max()) > 0.0
+    projected = data.planar_images(inside.samples[0], mu, spacing_mm=SPACING_MM).sum()
+    assert projected == pytest.approx(float(measured.sum()), rel=1e-4)
+    unconstrained = planar_consistency(
+        sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM, body=body,
+                        settings=SamplingSettings(steps=10, samples=1, consistency=None)).samples[0],
+        mu, measured, spacing_mm=SPACING_MM,
+    )  # fmt: skip
+    assert planar_consistency(inside.samples[0], mu, measured, spacing_mm=SPACING_MM) < 0.5 * unconstrained
+    projector = data.projector(mu, spacing_mm=SPACING_MM)
+    with pytest.raises(ValueError, match="support: expected a mask"):
+        PlanarConsistency(projector, measured, ConsistencySettings(), body[:-1])
 
 
 @pytest.mark.parametrize("depths", [[8], [3, 12]], ids=["one source", "two sources on one AP line"])
