@@ -33,7 +33,7 @@ from PlanarTo3DLib import data
 from PlanarTo3DLib.consistency import ConsistencySettings, PlanarConsistency
 from PlanarTo3DLib.datasets import virtual_patient
 from PlanarTo3DLib.diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
-from PlanarTo3DLib.diffusion_sampling import dds_step
+from PlanarTo3DLib.diffusion_sampling import dds_step, starting_point
 from PlanarTo3DLib.evaluation import held_out_seeds, image_row, organ_activities_MBq, organ_errors, organ_labelmap
 from PlanarTo3DLib.reconstruct import scaled_to_counts
 
@@ -42,14 +42,8 @@ def run_ddim(prior, start, first_step, condition, consistency, steps, seed=0):
     """DDIM from ``start`` (diffusion values, (z, 1, y, x)) noised to ``first_step`` (None: pure noise), with the
     planar consistency on each denoised estimate when ``consistency`` is given; returns the last estimate."""
     scheduler = sampling_scheduler(steps)
-    generator = torch.Generator().manual_seed(seed)
-    timesteps = [t for t in scheduler.timesteps.tolist() if first_step is None or t <= first_step]
-    noise = torch.randn(start.shape, generator=generator)
-    if first_step is None:
-        sample = noise
-    else:
-        alpha = scheduler.alphas_cumprod[timesteps[0]]
-        sample = alpha.sqrt() * start + (1 - alpha).sqrt() * noise
+    noise = torch.randn(start.shape, generator=torch.Generator().manual_seed(seed))
+    sample, timesteps = starting_point(scheduler, noise, start, first_step)
     estimate = sample
     for timestep in timesteps:
         sample, estimate = dds_step(prior, scheduler, sample, timestep, condition, consistency)

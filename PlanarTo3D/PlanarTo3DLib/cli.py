@@ -3,12 +3,13 @@
 
 deepdosimetry train planar3d --out CHECKPOINTS [--patients N] [--variations V] [--epochs E] [--pet-conditioning]
                             [--save-model NAME]
-deepdosimetry evaluate-planar --model NAME [--diffusion-model NAME [--samples K] [--steps N]] [--patients N]
-                              [--variations V] [--epochs E] --output T.csv [--update-card]
+deepdosimetry evaluate-planar --model NAME [--diffusion-model NAME [--samples K] [--steps N] [--start-from-pet T]]
+                              [--patients N] [--variations V] [--epochs E] --output T.csv [--update-card]
 deepdosimetry train planar3d-diffusion --out CHECKPOINTS [--patients N] [--variations V] [--epochs E]
                                        [--ct-conditioning] [--pet-conditioning] [--save-model NAME]
 deepdosimetry planar-to-3d --planar FILE [FILE] --ct CT --pet PET --seg SEG --sensitivity-cps-per-mbq S
-                           [--method resunet|diffusion [--samples K] [--steps N] [--eta ETA] [--uncertainty SD.nrrd]]
+                           [--method resunet|diffusion [--samples K] [--steps N] [--eta ETA] [--start-from-pet T]
+                           [--uncertainty SD.nrrd]]
                            [--model NAME] [--fine-tune DIR [--variations N] [--epochs E]] --output A.nrrd
                            [--table T.csv] [--figure F.png]
 """
@@ -141,7 +142,7 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     prior = prior_card = None
     if arguments.diffusion_model:
         prior, prior_card = load_method_model("diffusion", arguments.diffusion_model, arguments.models_dir)
-    sampling = SamplingSettings(steps=arguments.steps, samples=arguments.samples)
+    sampling = SamplingSettings(steps=arguments.steps, samples=arguments.samples, start_step=arguments.start_from_pet)
     rows, means = evaluate_planar(
         held_out_seeds(arguments.patients), model, variations=arguments.variations, epochs=arguments.epochs,
         prior=prior, sampling=sampling, device=arguments.device, progress=terminal_progress(),
@@ -167,6 +168,11 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _start_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--start-from-pet", type=int, metavar="T", help="diffusion: start DDIM from the pre-therapy "
+                         "PET noised to timestep T (1-999, e.g. 300) instead of pure noise")  # fmt: skip
+
+
 def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate-planar`` to the ``deepdosimetry`` command."""
     from .train import FINE_TUNE_DEFAULTS as F
@@ -181,6 +187,7 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                          f"installed slice prior (e.g. {DEFAULT_DIFFUSION_MODEL})")  # fmt: skip
     command.add_argument("--samples", type=int, default=4, help="diffusion: samples per patient (their mean is scored)")
     command.add_argument("--steps", type=int, default=50, help="diffusion: DDIM steps")
+    _start_argument(command)
     command.add_argument("--models-dir", help="models folder (default: the resources' Models)")
     command.add_argument("--patients", type=int, default=10, help="held-out virtual patients")
     command.add_argument("--variations", type=int, default=F["variations"], help="PET variations for fine-tuning")
@@ -223,7 +230,7 @@ def _run_planar_to_3d(arguments: argparse.Namespace) -> int:
         from .diffusion_sampling import SamplingSettings
 
         sampling = SamplingSettings(steps=arguments.steps, eta=arguments.eta, samples=arguments.samples,
-                                    seed=arguments.seed)  # fmt: skip
+                                    seed=arguments.seed, start_step=arguments.start_from_pet)  # fmt: skip
         result = planar_to_3d_diffusion(*views, sampling=sampling, **common)
     else:
         from .patient import planar_to_3d
@@ -290,6 +297,7 @@ def register_planar_to_3d(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--samples", type=int, default=4, help="diffusion: samples K (mean and standard deviation)")
     command.add_argument("--steps", type=int, default=50, help="diffusion: DDIM steps")
     command.add_argument("--eta", type=float, default=0.0, help="diffusion: DDIM eta (noise of the re-noising)")
+    _start_argument(command)
     command.add_argument("--uncertainty", help="diffusion: per-voxel standard deviation (Bq/mL) on the CT grid")
     command.add_argument("--fine-tune", metavar="DIR", help="fine-tune on the patient's PET variations; the "
                          "checkpoints and the patient model (with its card) go into DIR")  # fmt: skip

@@ -78,8 +78,7 @@ def planar_to_3d_diffusion(
                                            seed=seed, camera=camera, device=device, tune=fine_tune_prior,
                                            progress=sub_progress(report, 0.1, 0.6))  # fmt: skip
     start = 0.6 if summary else 0.1
-    condition = patient.pet if model.pet_conditioning else None
-    samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, pet=condition,
+    samples = sample_activity(model, counts, patient.mu, camera=camera, settings=sampling, pet=patient.pet,
                               body=body_mask(patient.hu), device=device,
                               progress=sub_progress(report, start, 0.95))  # fmt: skip
     mean, std = samples.mean, samples.std

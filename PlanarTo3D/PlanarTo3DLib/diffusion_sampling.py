@@ -9,6 +9,12 @@ noise level) and the step is re-noised from it: ``x_prev += sqrt(alpha_prev) (x0
 is the last step's consistent x0; no extra step forces exact agreement with the noisy counts. It is scaled so that
 its projection has the measured total counts (:func:`PlanarTo3DLib.reconstruct.scaled_to_counts`).
 
+Start. By default DDIM starts from pure noise at the top of the schedule (as DDS and DiffusionMBIR). With
+``start_step`` T it starts instead from the patient's pre-therapy PET noised to timestep T (as SDEdit) and runs only
+the DDIM steps at or below T: the prior and the counts then correct a patient-shaped first guess instead of
+inventing the anatomy. On a held-out virtual patient (``benchmarks/planar_diffusion_diagnosis.py``, CT- and
+PET-conditioned prior) the organ activity error was 11 % from pure noise and 8 % from the PET at T = 300.
+
 K samples (seeds ``seed``, ``seed + 1``, ...) give the mean activity, the per-voxel standard deviation and each
 organ's activity with its spread. Arrays are (z, y, x) in Bq/mL; planar counts (2, z, x).
 """
@@ -26,31 +32,38 @@ from DosimetryCore.core.progress import ProgressCallback, no_progress
 
 from .consistency import ConsistencySettings, PlanarConsistency
 from .data import DEFAULT_CAMERA, GRID_SPACING_MM, MU_SCALE, PlanarCamera, activity_share, projector
-from .diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
+from .diffusion import TRAIN_TIMESTEPS, SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
 from .reconstruct import scaled_to_counts
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """DDIM steps, DDIM ``eta`` (0: deterministic given the start noise), samples K, the first sample's seed, and
-    the planar consistency (``None``: the prior alone, for comparison)."""
+    """DDIM steps over the whole schedule, DDIM ``eta`` (0: deterministic given the start noise), samples K, the
+    first sample's seed, the planar consistency (``None``: the prior alone, for comparison) and the start
+    (``start_step`` None: pure noise; T: the pre-therapy PET noised to training timestep T, see the module
+    docstring)."""
 
     steps: int = 50
     eta: float = 0.0
     samples: int = 4
     seed: int = 0
     consistency: ConsistencySettings | None = field(default_factory=ConsistencySettings)
+    start_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.steps < 1 or self.eta < 0:
             raise ValueError(f"sampling: samples and steps must be >= 1 and eta >= 0, got {self}")
+        if self.start_step is not None and not 0 < self.start_step < TRAIN_TIMESTEPS:
+            raise ValueError(f"sampling: start_step must be a timestep in 1..{TRAIN_TIMESTEPS - 1}, got "
+                             f"{self.start_step}")  # fmt: skip
 
     def record(self) -> dict[str, Any]:
         """For provenance and cards."""
         consistency = None if self.consistency is None else vars(self.consistency)
+        start = "pure noise" if self.start_step is None else f"pre-therapy PET noised to timestep {self.start_step}"
         return {"sampler": "DDIM with planar consistency on the denoised estimate (DDS)", "steps": self.steps,
                 "eta": self.eta, "samples": self.samples, "seeds": [self.seed + k for k in range(self.samples)],
-                "planar_consistency_step": consistency}  # fmt: skip
+                "planar_consistency_step": consistency, "start": start}  # fmt: skip
 
 
 DEFAULT_SAMPLING = SamplingSettings()
@@ -78,6 +91,20 @@ def previous_alpha(scheduler, timestep: int) -> float:
     """The cumulative alpha of the DDIM step after ``timestep`` (as the scheduler's ``step`` takes it)."""
     previous = timestep - scheduler.num_train_timesteps // scheduler.num_inference_steps
     return float(scheduler.alphas_cumprod[previous] if previous >= 0 else scheduler.final_alpha_cumprod)
+
+
+def starting_point(
+    scheduler, noise: torch.Tensor, start: torch.Tensor | None, start_step: int | None
+) -> tuple[torch.Tensor, list[int]]:
+    """DDIM's first sample and the timesteps to run: ``noise`` and all of them when ``start_step`` is None;
+    otherwise ``start`` (diffusion values, the shape of ``noise``) noised to the first DDIM timestep at or below
+    ``start_step``, and the timesteps from there."""
+    timesteps = scheduler.timesteps.tolist()
+    if start_step is None:
+        return noise, timesteps
+    timesteps = [t for t in timesteps if t <= start_step]
+    alpha = float(scheduler.alphas_cumprod[timesteps[0]])
+    return alpha**0.5 * start + (1.0 - alpha) ** 0.5 * noise, timesteps
 
 
 def dds_step(
@@ -118,7 +145,8 @@ def sample_share(
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """One sample's activity distribution (network units, (z, y, x), not clamped) for counts ``measured`` (2, z, x)
-    and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it; ``body``
+    and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it and for a
+    start from the PET (``settings.start_step``); ``body``
     (boolean (z, y, x), e.g. :func:`DosimetryCore.physics.ct.body_mask` of the CT): no activity outside it (the
     support of the consistency step, and of the returned sample)."""
     report = progress or no_progress
@@ -137,10 +165,13 @@ def sample_share(
     pet_slices = None if pet is None else to_diffusion(torch.from_numpy(activity_share(pet)))[:, None].to(torch_device)
     condition = prior.condition(mu_slices, pet_slices)
     sample = torch.randn((z, 1, y, x), generator=generator, device=torch_device)
+    if settings.start_step is not None and pet_slices is None:
+        raise ValueError("pet: a start from the pre-therapy PET (start_step) needs the PET")
+    sample, timesteps = starting_point(scheduler, sample, pet_slices, settings.start_step)
     estimate = sample
-    for index, timestep in enumerate(scheduler.timesteps.tolist()):
+    for index, timestep in enumerate(timesteps):
         sample, estimate = dds_step(prior, scheduler, sample, timestep, condition, consistency, settings.eta, generator)
-        report((index + 1) / settings.steps, f"DDIM step {index + 1}/{settings.steps}")
+        report((index + 1) / len(timesteps), f"DDIM step {index + 1}/{len(timesteps)}")
     share = from_diffusion(estimate[:, 0]).cpu().numpy().astype(np.float32)
     return share if body is None else np.where(body, share, np.float32(0.0))
 

@@ -153,10 +153,9 @@ def _diffusion_estimates(
     ``times``."""
     estimates = {}
     started = time.perf_counter()
-    condition = pet if prior.pet_conditioning else None
     body = body_mask(hu)
     estimates["diffusion generic"] = sample_activity(
-        prior, measured, mu, camera=camera, settings=sampling, pet=condition, body=body, device=device,
+        prior, measured, mu, camera=camera, settings=sampling, pet=pet, body=body, device=device,
         progress=sub_progress(progress, 0.0, 0.3),
     ).mean  # fmt: skip
     times["diffusion generic"] = time.perf_counter() - started
@@ -166,7 +165,7 @@ def _diffusion_estimates(
                                       epochs=epochs, seed=seed, camera=camera, device=device,
                                       progress=sub_progress(progress, 0.3, 0.7))  # fmt: skip
         estimates["diffusion patient-specific"] = sample_activity(
-            specific, measured, mu, camera=camera, settings=sampling, pet=condition, body=body, device=device,
+            specific, measured, mu, camera=camera, settings=sampling, pet=pet, body=body, device=device,
             progress=sub_progress(progress, 0.7, 1.0),
         ).mean  # fmt: skip
         times["diffusion patient-specific"] = time.perf_counter() - started

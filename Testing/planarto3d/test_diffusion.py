@@ -145,6 +145,31 @@ def test_planar_consistency_brings_the_samples_to_the_counts_with_the_total_tied
         sample_activity(conditioned, measured, mu, spacing_mm=SPACING_MM, settings=SamplingSettings(steps=2))
 
 
+def test_a_start_from_the_pet_keeps_its_anatomy_and_needs_the_pet():
+    """From a PET equal to the truth noised to a small timestep the (untrained) prior's estimates stay near it, so
+    the sample is closer to the truth than one from pure noise; the start needs a PET and a timestep in range. The
+    activity fills the body (a warm box with a hot block), so that its shares lie inside the value map's range."""
+    _, mu, _ = _phantom([8])
+    activity = np.where(mu > 0, 1e3, 0.0).astype(np.float32)
+    activity[4:6, 6:8, 5:7] *= 5.0
+    measured = data.planar_images(activity, mu, total_counts=4e5, seed=3, spacing_mm=SPACING_MM)
+    from_pet = sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM, pet=activity,
+                               settings=SamplingSettings(steps=50, samples=1, start_step=20))  # fmt: skip
+    from_noise = sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM,
+                                 settings=SamplingSettings(steps=50, samples=1))  # fmt: skip
+    truth = activity / activity.sum()  # the counts' total is set, not physical: compare the distributions
+    errors = [float(np.abs(s.samples[0] / s.samples[0].sum() - truth).sum()) for s in (from_pet, from_noise)]
+    assert errors[0] < 0.5 * errors[1], errors
+    assert from_pet.samples.min() >= 0.0 and "PET noised to timestep 20" in SamplingSettings(start_step=20).record()[
+        "start"]  # fmt: skip
+    with pytest.raises(ValueError, match="needs the PET"):
+        sample_activity(_tiny_prior(), measured, mu, spacing_mm=SPACING_MM,
+                        settings=SamplingSettings(steps=5, start_step=300))  # fmt: skip
+    for bad in (0, 1000):
+        with pytest.raises(ValueError, match="start_step"):
+            SamplingSettings(start_step=bad)
+
+
 def test_body_support_keeps_the_samples_inside_the_body_and_the_counts_still_fitted():
     """The box's attenuating interior is the body: with it as the support, no activity lands in the air on the
     same antero-posterior line (which the planar images cannot tell from the body), and the consistency still
