@@ -181,7 +181,9 @@ def card_fields(summary: dict[str, Any]) -> dict[str, Any]:
             "2000 predictor-corrector steps",
             "population: the project's analytic torso phantoms (177Lu-PSMA and -DOTATATE uptake); planar images "
             "without scatter",
-            *(["conditioned on the pre-therapy PET slice (an input channel; the paper's stated next step)"]
+            *(["conditioned on the attenuation (CT) slice (an input channel; the paper's stated next step)"]
+              if summary["model"]["config"].get("ct_conditioning") else []),
+            *(["conditioned on the pre-therapy PET slice (an input channel)"]
               if summary["model"]["config"].get("pet_conditioning") else []),
         ],
     }  # fmt: skip

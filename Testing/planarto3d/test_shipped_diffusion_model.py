@@ -26,11 +26,12 @@ def test_card_states_grid_data_and_that_it_is_a_small_cpu_model(shipped):
     assert card["architecture"]["architecture"] == "SliceDiffusionUNet" and card["training_data"]["train_slices"] > 0
     assert "small CPU model" in card["departures_from_the_paper"][0]
     assert card["normalisation"].startswith("activity: concentration / its total")
+    assert card["architecture"]["value_map"]["kind"] == "log"
 
 
 def test_predicts_the_noise_of_fresh_slices(shipped):
     prior, _ = shipped
-    inputs, targets, _ = population_samples(1, 0, seed=424242)
+    inputs, targets, _ = population_samples(1, 0, seed=424242, pet_conditioning=prior.pet_conditioning)
     slices, _ = slices_of(inputs, targets)
     torch.manual_seed(0)
     with torch.no_grad():
