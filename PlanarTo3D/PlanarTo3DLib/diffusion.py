@@ -12,7 +12,10 @@ typical share (0.1-0.2 on the CPU grid) at about -0.7, organs (share 1-3) near 0
 :data:`SHARE_MAX`) at 1. The samplers clip their denoised estimates to the same range. An earlier linear map (2 x
 share - 1) left hot voxels at values up to about 34, far outside the unit range the noise schedule assumes, and
 DDIM from pure noise then returned nothing like the truth (``benchmarks/planar_diffusion_diagnosis.py``). A
-uniform error in values is a uniform relative error in activity above the knee. The attenuation channel is mu
+uniform error in values is a uniform relative error in activity above the knee. The knee and the maximum suit the
+CPU grid (:data:`PlanarTo3DLib.data.GRID_SHAPE_ZYX`): shares are per voxel, so on a grid of n times more voxels
+they are n times smaller, and a prior for such a grid would need both scaled by 1/n (today constants, checked
+against the value map recorded in the prior's config). The attenuation channel is mu
 (1/cm) x ``MU_SCALE``, as the ResUNet's.
 
 Tensors are (batch, channel, y, x), y the antero-posterior axis. Any slice size works: slices are padded with

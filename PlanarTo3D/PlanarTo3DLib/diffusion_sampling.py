@@ -146,9 +146,9 @@ def sample_share(
 ) -> np.ndarray:
     """One sample's activity distribution (network units, (z, y, x), not clamped) for counts ``measured`` (2, z, x)
     and attenuation ``mu`` (1/cm, (z, y, x)); ``pet`` (any unit, (z, y, x)) for a prior conditioned on it and for a
-    start from the PET (``settings.start_step``); ``body``
-    (boolean (z, y, x), e.g. :func:`DosimetryCore.physics.ct.body_mask` of the CT): no activity outside it (the
-    support of the consistency step, and of the returned sample)."""
+    start from the PET (``settings.start_step``); ``body`` (boolean (z, y, x), e.g.
+    :func:`DosimetryCore.physics.ct.body_mask` of the CT): no activity outside it (the support of the consistency
+    step, and of the returned sample)."""
     report = progress or no_progress
     if measured.shape != (2, mu.shape[0], mu.shape[2]):
         raise ValueError(f"measured: expected planar images (2, z, x) = (2, {mu.shape[0]}, {mu.shape[2]}), "
