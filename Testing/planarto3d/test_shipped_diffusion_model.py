@@ -37,3 +37,16 @@ def test_predicts_the_noise_of_fresh_slices(shipped):
     with torch.no_grad():
         error = float(noise_loss(NoisePrediction(prior).eval()(slices), torch.zeros(len(slices))))
     assert error < 0.1, error
+
+
+def test_card_held_out_table_patient_specific_beats_generic_and_conjugate_view(shipped):
+    """The issue's claims, pinned to the card's held-out table (evaluate-planar --update-card): the patient-specific
+    diffusion beats the generic one on MAE and SSIM and conjugate view on the mean organ activity error, with the
+    planar consistency reported."""
+    _, card = shipped
+    rows = {row["method"]: row for row in card["metrics"]["held_out"]}
+    assert card["metrics"]["protocol"]["held_out_patients"] >= 5
+    specific, generic = rows["diffusion patient-specific"], rows["diffusion generic"]
+    assert specific["mae_norm"] < generic["mae_norm"] and specific["ssim"] > generic["ssim"]
+    assert specific["organ_abs_error_%"] < rows["conjugate view"]["organ_abs_error_%"]
+    assert 0 < specific["planar_consistency"] < 1 and "ResUNet patient-specific" in rows
