@@ -12,8 +12,10 @@ its projection has the measured total counts (:func:`PlanarTo3DLib.reconstruct.s
 Start. By default DDIM starts from pure noise at the top of the schedule (as DDS and DiffusionMBIR). With
 ``start_step`` T it starts instead from the patient's pre-therapy PET noised to timestep T (as SDEdit) and runs only
 the DDIM steps at or below T: the prior and the counts then correct a patient-shaped first guess instead of
-inventing the anatomy. On a held-out virtual patient (``benchmarks/planar_diffusion_diagnosis.py``, CT- and
-PET-conditioned prior) the organ activity error was 11 % from pure noise and 8 % from the PET at T = 300.
+inventing the anatomy. On 3 held-out virtual patients (``evaluate-planar --patients 3``, the shipped CT- and
+PET-conditioned prior, patient-specific, 2 samples) the start from the PET at T = 300 gave MAE 0.130, SSIM 0.988
+and a mean organ activity error of 12.3 %, against 0.169, 0.982 and 12.5 % from pure noise, in a quarter of the
+sampling time; its samples spread less, since they share the PET's anatomy.
 
 K samples (seeds ``seed``, ``seed + 1``, ...) give the mean activity, the per-voxel standard deviation and each
 organ's activity with its spread. Arrays are (z, y, x) in Bq/mL; planar counts (2, z, x).
