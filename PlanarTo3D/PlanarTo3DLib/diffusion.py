@@ -15,8 +15,8 @@ DDIM from pure noise then returned nothing like the truth (``benchmarks/planar_d
 uniform error in values is a uniform relative error in activity above the knee. The knee and the maximum suit the
 CPU grid (:data:`PlanarTo3DLib.data.GRID_SHAPE_ZYX`): shares are per voxel, so on a grid of n times more voxels
 they are n times smaller, and a prior for such a grid would need both scaled by 1/n (today constants, checked
-against the value map recorded in the prior's config). The attenuation channel is mu
-(1/cm) x ``MU_SCALE``, as the ResUNet's.
+against the value map recorded in the prior's config). The attenuation channel is mu (1/cm) x ``MU_SCALE``, as the
+ResUNet's.
 
 Tensors are (batch, channel, y, x), y the antero-posterior axis. Any slice size works: slices are padded with
 zeros to multiples of ``2 ** (levels - 1)`` (:func:`pad_to_multiple`) and cropped back (:func:`crop_to`).

@@ -90,6 +90,7 @@ def planar_to_3d_diffusion(
         "method": METHOD + (", patient-specific prior" if summary else ", generic prior"),
         **(model_record or {}),
         **sampling.record(),
+        "activity_support": "the CT's body (DosimetryCore.physics.ct.body_mask): no activity outside it",
         **measurement_record(camera, patient.alignment, consistency),
     }
     activity = stamp(onto_ct(mean, ct), record | {"image": "mean of the samples"})

@@ -76,6 +76,13 @@ def test_planar_to_3d_diffusion_writes_mean_uncertainty_and_provenance(case, pri
     assert record["planar_consistency_step"]["cg_steps"] >= 1 and 0 < record["planar_consistency"] < 1
     assert "diffusion" in record["method"] and "standard deviation" in sd.GetMetaData("deepdosimetry.provenance")
     assert "activity_sd_MBq" in (out / "organs.csv").read_text().splitlines()[0]
+    assert record["start"] == "pure noise" and "body" in record["activity_support"]
+    from_pet = tmp_path / "from_pet"
+    argv = [*_planar_to_3d_argv(files, from_pet, prior_dir), "--model", PRIOR, "--samples", "1", "--steps", "10",
+            "--start-from-pet", "300"]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    record = json.loads(io.read_image(from_pet / "activity.nrrd").GetMetaData("deepdosimetry.provenance"))
+    assert record["start"] == "pre-therapy PET noised to timestep 300"
 
 
 def test_train_planar3d_diffusion_and_evaluate_with_diffusion_rows(case, prior_dir, tmp_path, capsys):
