@@ -26,15 +26,21 @@ import argparse
 import numpy as np
 import torch
 
-from DosimetryCore.imaging.conjugate_view import conjugate_view_activities
 from DosimetryCore.learning import models
 from DosimetryCore.physics.ct import body_mask
 from PlanarTo3DLib import data
 from PlanarTo3DLib.consistency import ConsistencySettings, PlanarConsistency
-from PlanarTo3DLib.datasets import virtual_patient
 from PlanarTo3DLib.diffusion import SlicePrior, from_diffusion, sampling_scheduler, to_diffusion
 from PlanarTo3DLib.diffusion_sampling import dds_step, starting_point
-from PlanarTo3DLib.evaluation import held_out_seeds, image_row, organ_activities_MBq, organ_errors, organ_labelmap
+from PlanarTo3DLib.evaluation import (
+    conjugate_view_errors,
+    held_out_case,
+    held_out_seeds,
+    image_row,
+    organ_activities_MBq,
+    organ_errors,
+    organ_labelmap,
+)
 from PlanarTo3DLib.reconstruct import scaled_to_counts
 
 
@@ -60,11 +66,8 @@ def main() -> None:
     prior, _ = models.load_model(arguments.prior, SlicePrior.from_config, "cpu", arguments.models_dir)
     prior.eval()
     seed = held_out_seeds(arguments.patient + 1)[arguments.patient]
-    patient = virtual_patient(seed)
-    rng = np.random.default_rng(seed + 7)
-    truth, labels, mu = patient["activity"], patient["labels"], data.mu_map(patient["hu"])
-    pet, _ = data.pre_therapy_pet(truth, labels, rng)
-    measured = data.planar_images(truth, mu, seed=int(rng.integers(2**31)))
+    patient = held_out_case(seed)
+    truth, labels, mu, pet, measured = (patient[key] for key in ("activity", "labels", "mu", "pet", "measured"))
     organs, names = organ_labelmap(labels)
     true_MBq = organ_activities_MBq(truth, organs, names)
     body = patient["hu"] > -500
@@ -100,10 +103,7 @@ def main() -> None:
             f"{name:34s} {correlation:6.3f} {errors['organ_abs_error_%']:11.1f} {row['mae_norm']:6.3f} "
             f"{row['ssim']:6.3f}  {_each(errors, names)}"
         )
-    conjugate = conjugate_view_activities(measured[0], measured[1], mu, organs, names, (data.GRID_SPACING_MM,) * 3,
-                                          sensitivity_cps_per_MBq=data.DEFAULT_CAMERA.sensitivity_cps_per_MBq,
-                                          time_s=data.DEFAULT_CAMERA.time_s)  # fmt: skip
-    errors = organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq)
+    errors = conjugate_view_errors(measured, mu, organs, names, true_MBq)
     print(
         f"{'conjugate view':34s} {'-':>6s} {errors['organ_abs_error_%']:11.1f} {'-':>6s} {'-':>6s}  "
         f"{_each(errors, names)}"

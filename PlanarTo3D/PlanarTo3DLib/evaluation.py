@@ -74,6 +74,34 @@ def organ_errors(estimated: dict[str, float], true: dict[str, float]) -> dict[st
     return errors
 
 
+def conjugate_view_errors(
+    measured: np.ndarray,
+    mu: np.ndarray,
+    organs: np.ndarray,
+    names: dict[int, str],
+    true_MBq: dict[str, float],
+    camera: PlanarCamera = DEFAULT_CAMERA,
+) -> dict[str, float]:
+    """:func:`organ_errors` of the conjugate-view organ activities of the counts ``measured`` (2, z, x) with the
+    attenuation ``mu`` (1/cm) on the network grid."""
+    conjugate = conjugate_view_activities(measured[0], measured[1], mu, organs, names, (GRID_SPACING_MM,) * 3,
+                                          sensitivity_cps_per_MBq=camera.sensitivity_cps_per_MBq,
+                                          time_s=camera.time_s)  # fmt: skip
+    return organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq)
+
+
+def held_out_case(seed: int, camera: PlanarCamera = DEFAULT_CAMERA) -> dict:
+    """A held-out virtual patient as the evaluation sees it: :func:`PlanarTo3DLib.datasets.virtual_patient`
+    (``activity`` Bq/mL, ``hu``, ``labels``, ``tracer``) plus its pre-therapy ``pet``, attenuation ``mu`` (1/cm)
+    and noisy ``measured`` planar counts (2, z, x), all drawn from ``seed``."""
+    patient = dict(virtual_patient(seed))
+    rng = np.random.default_rng(seed + 7)
+    patient["pet"], _ = pre_therapy_pet(patient["activity"], patient["labels"], rng)
+    patient["mu"] = mu_map(patient["hu"], camera)
+    patient["measured"] = planar_images(patient["activity"], patient["mu"], camera, seed=int(rng.integers(2**31)))
+    return patient
+
+
 def image_row(estimate: np.ndarray, truth: np.ndarray, body: np.ndarray) -> dict[str, float]:
     """``mae_norm`` and ``ssim`` of an activity estimate (see the module docstring)."""
     scale = float(truth[body].mean())
@@ -99,12 +127,9 @@ def evaluate_patient(
     patient-specific (fine-tuned with the same ``variations`` and ``epochs``) diffusion rows, each the mean of
     ``sampling.samples`` samples, its wall time including the fine-tuning."""
     report = progress or no_progress
-    patient = virtual_patient(seed)
-    rng = np.random.default_rng(seed + 7)
-    truth, hu, labels = patient["activity"], patient["hu"], patient["labels"]
-    pet, _ = pre_therapy_pet(truth, labels, rng)
-    mu = mu_map(hu, camera)
-    measured = planar_images(truth, mu, camera, seed=int(rng.integers(2**31)))
+    patient = held_out_case(seed, camera)
+    keys = ("activity", "hu", "labels", "pet", "mu", "measured")
+    truth, hu, labels, pet, mu, measured = (patient[key] for key in keys)
     body = hu > -500
     organs, names = organ_labelmap(labels)
     true_MBq = organ_activities_MBq(truth, organs, names)
@@ -131,13 +156,9 @@ def evaluate_patient(
             **organ_errors(organ_activities_MBq(estimate, organs, names), true_MBq),
             "planar_consistency": planar_consistency(estimate, mu, measured, camera), "wall_time_s": times[method],
         })  # fmt: skip
-    conjugate = conjugate_view_activities(measured[0], measured[1], mu, organs, names, (GRID_SPACING_MM,) * 3,
-                                          sensitivity_cps_per_MBq=camera.sensitivity_cps_per_MBq,
-                                          time_s=camera.time_s)  # fmt: skip
     rows.append({
         "patient_seed": seed, "tracer": patient["tracer"], "method": "conjugate view", "mae_norm": float("nan"),
-        "ssim": float("nan"),
-        **organ_errors({row["organ"]: row["activity_MBq"] for row in conjugate}, true_MBq),
+        "ssim": float("nan"), **conjugate_view_errors(measured, mu, organs, names, true_MBq, camera),
         "planar_consistency": float("nan"), "wall_time_s": 0.0,
     })  # fmt: skip
     report(1.0, f"patient {seed} done")
