@@ -123,14 +123,15 @@ def ssim_monitor(train_sets: Sequence[PVCDataset], val_set: Dataset, device: str
     train_pairs = [t.pair(i) for t in train_sets for i in range(min(per_set, len(t)))]
     target = resolve_device(device)
 
-    def mean_ssim(model: torch.nn.Module, pairs) -> float:
+    def mean_ssim(model: torch.nn.Module, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
         values = []
         for spect, truth in pairs:
             output = model(spect[None].to(target))[0, 0].float().cpu().numpy()
             values.append(image_metrics(output, truth[0].numpy())["ssim"])
         return float(np.mean(values))
 
-    return lambda model: {"train_ssim": mean_ssim(model, train_pairs), "val_ssim": mean_ssim(model, val_set)}
+    val_pairs = [val_set[i] for i in range(len(val_set))]  # the cached tensors themselves, not copies
+    return lambda model: {"train_ssim": mean_ssim(model, train_pairs), "val_ssim": mean_ssim(model, val_pairs)}
 
 
 @dataclass
