@@ -26,6 +26,7 @@ from DLPVCLib.constants import DEFAULT_FWHM_MM, DEFAULT_MODEL
 from DLPVCLib.correction import TrainedModel, correct_dl, correct_iy, load_dlpvc_model, segment_rows, total_activity_Bq
 from DLPVCLib.dataset import (
     CASE_KINDS,
+    DEFAULT_RECONSTRUCTIONS,
     RECONSTRUCTIONS,
     SPLIT_FRACTIONS,
     SPLITS,
@@ -142,6 +143,7 @@ def _run_simulate_pvc(arguments: argparse.Namespace) -> int:
             total_activity_range_MBq=tuple(arguments.total_activity_MBq),
             split_fractions=tuple(arguments.split_fractions),
             kind=arguments.kind,
+            reconstructions=tuple(arguments.reconstructions),
             progress=terminal_progress(),
             **options,
         )
@@ -164,7 +166,7 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
     """Add ``simulate-pvc`` (entry-point group ``deepdosimetry.commands``) to the ``deepdosimetry`` command."""
     command = subparsers.add_parser(
         "simulate-pvc",
-        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, four OSEM images (as Leube et al.)",
+        help="simulate a DL-PVC dataset: random activity in body phantoms, SPECT, OSEM images (as Leube et al.)",
     )
     command.add_argument("--out", required=True, help="dataset folder (created; an unfinished one is completed)")
     command.add_argument("--n", type=int, required=True, help="number of cases")
@@ -196,6 +198,14 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
         choices=CASE_KINDS,
         help="true activity: random (seed 003's shapes in a cold body, default), torso (patient-like PSMA or "
         "DOTATATE torso, organ uptakes x U(0.5, 2)) or warm (random shapes over a warm body)",
+    )
+    command.add_argument(
+        "--reconstructions",
+        nargs="+",
+        default=DEFAULT_RECONSTRUCTIONS,
+        choices=RECONSTRUCTIONS,
+        help="OSEM images each case holds (default: " + " ".join(DEFAULT_RECONSTRUCTIONS) + ", the network's input "
+        "and the noise-free twin that calibrates IY-PVC; all four as seed 003 for training on noRR)",
     )
     parallel_cli.add_parallel_arguments(command)
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")

@@ -40,7 +40,7 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from DLPVCLib.correction import TrainedModel, correct_dl
-from DLPVCLib.dataset import PVCDataset, manifest_sha256, simulate_command
+from DLPVCLib.dataset import PVCDataset, manifest_sha256, read_manifest, simulate_command, split_reconstructions
 from DLPVCLib.dataset.activity_kinds import recovery_segments
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
 from DosimetryCore.core.device import resolve_device
@@ -119,16 +119,23 @@ def calibrate_iy_fwhm(
 ) -> tuple[float, list[float]]:
     """IY-PVC FWHM (mm) for ``input_key``: mean matched-filter FWHM over the first validation cases.
 
-    Returns ``(mean, per-case values)``. Raises ValueError when the dataset has no validation case.
+    Returns ``(mean, per-case values)``. Raises ValueError when the dataset has no validation case or does not
+    hold the noise-free twin of ``input_key``.
     """
     report = progress or no_progress
-    calibration = PVCDataset(folder, "val", NOISE_FREE[input_key])
+    twin = NOISE_FREE[input_key]
+    if twin not in split_reconstructions(read_manifest(folder), "val"):
+        raise ValueError(
+            f"iy-fwhm: {folder} holds no {twin}, whose match to the truth gives IY-PVC's FWHM; give --iy-fwhm-mm "
+            f"or simulate the dataset with --reconstructions {input_key} {twin}"
+        )
+    calibration = PVCDataset(folder, "val", twin)
     upper = 2.0 * system_fwhm_mm(Acquisition(**calibration.manifest["acquisition"]))
     count = min(len(calibration), CALIBRATION_CASES)
     values = []
     for index in range(count):
         report(index / count, f"matched filter: {calibration.case_ids[index]}")
-        truth, reconstruction = calibration.image(index, "truth"), calibration.image(index, NOISE_FREE[input_key])
+        truth, reconstruction = calibration.image(index, "truth"), calibration.image(index, twin)
         values.append(matched_filter_fwhm(truth, reconstruction, upper))
     report(1.0, "matched filter done")
     return float(np.mean(values)), values

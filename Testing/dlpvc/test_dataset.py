@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from DLPVCLib import cli as dlpvc_cli
 from DLPVCLib import dataset
+from DLPVCLib.evaluation import calibrate_iy_fwhm
 from DosimetryCore import io
 from DosimetryCore.cli import main as cli
 from DosimetryCore.core.metadata import PROVENANCE_KEY
@@ -38,15 +39,18 @@ def arrays(folder, stem: str) -> np.ndarray:
     return sitk.GetArrayFromImage(io.read_image(folder / f"{stem}.nrrd"))
 
 
+ALL = {"reconstructions": dataset.RECONSTRUCTIONS}  # seed 003's four OSEM images
+
+
 @pytest.fixture(scope="module")
 def case():
-    return dataset.simulate_pvc_case(11, acquisition=FAST, device="cpu", **GRID)
+    return dataset.simulate_pvc_case(11, acquisition=FAST, device="cpu", **GRID, **ALL)
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("dlpvc") / "data"
-    dataset.write_dataset(out, N, SEED, acquisition=FAST, device="cpu", **GRID)
+    dataset.write_dataset(out, N, SEED, acquisition=FAST, device="cpu", **GRID, **ALL)
     return out
 
 
@@ -85,7 +89,7 @@ def test_masks_are_the_connected_regions_of_the_truth_largest_first(case):
 
 
 def test_same_seed_same_case_other_seed_other_case(case):
-    again = dataset.simulate_pvc_case(11, acquisition=FAST, device="cpu", **GRID)
+    again = dataset.simulate_pvc_case(11, acquisition=FAST, device="cpu", **GRID, **ALL)
     for stem in dataset.CASE_IMAGES:
         np.testing.assert_array_equal(
             sitk.GetArrayFromImage(case.images[stem]), sitk.GetArrayFromImage(again.images[stem])
@@ -137,7 +141,7 @@ def test_resume_skips_complete_cases_and_redoes_partial_ones(folder, tmp_path):
     shutil.move(copy / "case_00003", copy / ".case_00003.partial")  # left by a run interrupted while writing
     (copy / ".case_00003.partial" / "truth.nrrd").write_text("half written")
     untouched = (copy / "case_00000" / "truth.nrrd").stat().st_mtime_ns
-    result = dataset.write_dataset(copy, N + 1, SEED, acquisition=FAST, device="cpu", **GRID)
+    result = dataset.write_dataset(copy, N + 1, SEED, acquisition=FAST, device="cpu", **GRID, **ALL)
     assert sorted(result.simulated) == ["case_00001", "case_00003", "case_00005"]
     assert result.skipped == ["case_00000", "case_00002", "case_00004"]
     assert (copy / "case_00000" / "truth.nrrd").stat().st_mtime_ns == untouched
@@ -146,16 +150,16 @@ def test_resume_skips_complete_cases_and_redoes_partial_ones(folder, tmp_path):
     assert not list(copy.glob(".*"))
     manifest = dataset.read_manifest(copy)
     assert manifest["n"] == N + 1 and manifest["cases"][:N] == dataset.read_manifest(folder)["cases"]
-    again = dataset.write_dataset(copy, N + 1, SEED, acquisition=FAST, device="cpu", **GRID)
+    again = dataset.write_dataset(copy, N + 1, SEED, acquisition=FAST, device="cpu", **GRID, **ALL)
     assert again.simulated == {} and len(again.skipped) == N + 1
 
 
 def test_another_dataset_in_the_folder_is_refused(folder):
     before = (folder / dataset.MANIFEST).read_text()
     with pytest.raises(ValueError, match=r"holds another dataset \(size"):
-        dataset.write_dataset(folder, N, SEED, size=40, spacing_mm=16.0, acquisition=FAST, device="cpu")
+        dataset.write_dataset(folder, N, SEED, size=40, spacing_mm=16.0, acquisition=FAST, device="cpu", **ALL)
     with pytest.raises(ValueError, match="dataset_seed"):
-        dataset.write_dataset(folder, N, SEED + 1, acquisition=FAST, device="cpu", **GRID)
+        dataset.write_dataset(folder, N, SEED + 1, acquisition=FAST, device="cpu", **GRID, **ALL)
     assert (folder / dataset.MANIFEST).read_text() == before
 
 
@@ -166,7 +170,7 @@ def test_a_field_of_view_too_small_is_refused_before_writing(tmp_path):
 
 
 def test_two_workers_write_the_same_cases(folder, tmp_path):
-    result = dataset.write_dataset(tmp_path / "data", 2, SEED, acquisition=FAST, workers=2, device="cpu", **GRID)
+    result = dataset.write_dataset(tmp_path / "data", 2, SEED, acquisition=FAST, workers=2, device="cpu", **GRID, **ALL)
     assert sorted(result.simulated) == ["case_00000", "case_00001"]
     for case_id in result.simulated:
         for stem in ("truth", "masks"):
@@ -256,3 +260,52 @@ def test_split_fractions_option_makes_a_held_out_set(monkeypatch, tmp_path, caps
     assert dataset.read_manifest(out)["split_fractions"] == [0.0, 0.0, 1.0]
     assert run_cli(monkeypatch, [*arguments[:-3], "0.5", "0.4", "0.4"]) == 2
     assert "summing to 1" in capsys.readouterr().err
+
+
+def test_by_default_a_case_holds_only_what_training_and_evaluation_read_and_the_same_images(case, folder, tmp_path):
+    lean = dataset.simulate_pvc_case(11, acquisition=FAST, device="cpu", **GRID)
+    assert dataset.DEFAULT_RECONSTRUCTIONS == ("osem_rr_noisy",)
+    assert set(lean.images) == {"truth", "ct", "masks", "osem_rr_noisy"}
+    for stem in lean.images:  # the noise does not depend on which images are made
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(lean.images[stem]), sitk.GetArrayFromImage(case.images[stem]), err_msg=stem
+        )
+    out = tmp_path / "lean"
+    dataset.write_dataset(out, N, SEED, acquisition=FAST, device="cpu", **GRID)
+    manifest = dataset.read_manifest(out)
+    assert manifest["reconstructions"] == ["osem_rr_noisy"]
+    assert set(manifest["images"]) == set(manifest["units"]) == set(dataset.case_images(manifest, "val"))
+    for case_entry in manifest["cases"]:  # val cases also hold the noise-free twin for IY-PVC's calibration
+        extra = ["osem_rr_noise_free"] if case_entry["split"] == "val" else []
+        assert dataset.case_images(manifest, case_entry["split"]) == ("truth", "ct", "masks", *extra, "osem_rr_noisy")
+        assert sorted(p.name for p in (out / case_entry["id"]).iterdir()) == sorted(
+            [dataset.CASE_RECORD, *(f"{stem}.nrrd" for stem in dataset.case_images(manifest, case_entry["split"]))]
+        )
+    for stem in ("osem_rr_noise_free", "osem_rr_noisy"):  # case_00001 is a val case
+        np.testing.assert_array_equal(arrays(out / "case_00001", stem), arrays(folder / "case_00001", stem))
+    assert "--reconstructions" not in dataset.simulate_command(manifest)
+    with pytest.raises(ValueError, match="train cases of .* hold only osem_rr_noisy, not osem_norr_noisy"):
+        dataset.PVCDataset(out, input_key="osem_norr_noisy")
+    with pytest.raises(ValueError, match="train cases of .* hold no 'osem_rr_noise_free'"):
+        dataset.PVCDataset(out).image(0, "osem_rr_noise_free")
+    assert dataset.PVCDataset(out, "val", "osem_rr_noise_free").image(0, "osem_rr_noise_free").GetSize() == (32,) * 3
+    assert calibrate_iy_fwhm(out, "osem_rr_noisy")[0] > 0
+
+
+def test_a_dataset_of_all_four_keeps_its_manifest_hash_and_its_command(folder):
+    manifest = dataset.read_manifest(folder)
+    assert "reconstructions" not in manifest  # as written before datasets could hold fewer images
+    assert dataset.manifest_reconstructions(manifest) == dataset.RECONSTRUCTIONS
+    assert dataset.simulate_command(manifest).endswith("--reconstructions " + " ".join(dataset.RECONSTRUCTIONS))
+    with pytest.raises(ValueError, match="reconstructions: expected one or more of"):
+        simulation.check_reconstructions(["osem_rr"])
+
+
+def test_the_iy_calibration_needs_the_noise_free_twin(tmp_path):
+    out = tmp_path / "noise_free_only"
+    dataset.write_dataset(
+        out, 2, SEED, acquisition=FAST, device="cpu", reconstructions=["osem_norr_noise_free"], **GRID
+    )  # fmt: skip
+    assert dataset.PVCDataset(out, "val", "osem_norr_noise_free").input_key == "osem_norr_noise_free"
+    with pytest.raises(ValueError, match="holds no osem_rr_noise_free.*--iy-fwhm-mm"):
+        calibrate_iy_fwhm(out, "osem_rr_noisy")

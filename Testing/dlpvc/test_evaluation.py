@@ -41,7 +41,10 @@ def tiny_model() -> DLPVCModel:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dlpvc") / "data"
-    dataset.write_dataset(folder, N, SEED, size=32, spacing_mm=19.2, acquisition=FAST, device="cpu")
+    dataset.write_dataset(
+        folder, N, SEED, size=32, spacing_mm=19.2, acquisition=FAST, reconstructions=dataset.RECONSTRUCTIONS,
+        device="cpu",
+    )  # fmt: skip
     return folder
 
 
@@ -93,7 +96,7 @@ def test_iy_fwhm_is_calibrated_on_validation_cases_only(result):
     assert settings["split"] == "test" and settings["n_cases"] == 2 and settings["iy_iterations"] == 10
     assert settings["simulated_with"] == (
         f"deepdosimetry simulate-pvc --n {N} --seed {SEED} --size 32 --spacing-mm 19.2 --views 12 "
-        "--total-activity-mbq 300 3000"
+        "--total-activity-mbq 300 3000 --reconstructions " + " ".join(dataset.RECONSTRUCTIONS)
     )
 
 

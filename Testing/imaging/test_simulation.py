@@ -110,3 +110,15 @@ def test_bad_inputs_are_refused():
     negative = image_from_array(-sitk.GetArrayFromImage(activity), activity)
     with pytest.raises(ValueError, match="negative"):
         simulation.simulate_planar_images(negative, ct, device="cpu")
+
+
+def test_only_the_reconstructions_asked_for_are_made_and_they_are_the_same_images(case):
+    activity, ct = case.images["activity"], case.images["ct"]
+    seed = simulation.noise_seeds(7)[1]
+    one = simulation.simulate_spect(activity, ct, FAST, seed=seed, reconstructions=["osem_rr_noisy"], device="cpu")
+    assert set(one) == {"projections_noise_free", "projections_noisy", "osem_rr_noisy"}
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(one["osem_rr_noisy"]), sitk.GetArrayFromImage(case.images["osem_rr_noisy"])
+    )
+    with pytest.raises(ValueError, match="reconstructions: expected one or more of"):
+        simulation.simulate_spect(activity, ct, FAST, seed=seed, reconstructions=[], device="cpu")

@@ -88,7 +88,7 @@ def test_cases_on_ray_are_byte_identical_to_the_local_pool(tmp_path):
     )
     assert sorted(on_ray.simulated) == sorted(pool.simulated) == [f"case_0000{i}" for i in range(N)]
     ray_files, pool_files = _files(tmp_path / "ray"), _files(tmp_path / "pool")
-    assert len(ray_files) == 1 + N * (len(dataset.CASE_IMAGES) + 1)
+    assert len(ray_files) == 1 + N * (len(dataset.case_images(on_ray.manifest)) + 1)
     assert ray_files == pool_files
     assert sorted(message.split(" done")[0] for _, message in reports[1:-1]) == sorted(on_ray.simulated)
     assert reports[-2][0] == 1.0 and "4/4" in reports[-2][1]

@@ -6,9 +6,10 @@ OSEM without resolution recovery (noRR: 10 iterations x 2 subsets) and with it (
 from noise-free and from noisy projections, at 4.8 mm voxels on a 128^3 grid.
 :func:`simulate_pvc_case` makes one such case here: a synthetic torso
 (:func:`DosimetryCore.phantoms.make_torso`, its CT and body outline only), a random activity
-distribution in it (:func:`DosimetryCore.phantoms.random_activity`) and the four reconstructions
-(:func:`DosimetryCore.imaging.simulation.simulate_spect`). :func:`write_dataset` writes many such cases as
-one dataset folder, and :class:`PVCDataset` serves one split of it to
+distribution in it (:func:`DosimetryCore.phantoms.random_activity`) and the reconstructions it asks for
+(:func:`DosimetryCore.imaging.simulation.simulate_spect`; by default only what training and evaluation read: RR
+from noisy projections, and its noise-free twin in the val split). :func:`write_dataset` writes many such cases
+as one dataset folder, and :class:`PVCDataset` serves one split of it to
 :func:`DosimetryCore.learning.training.train`.
 
 Dataset folder::
@@ -18,8 +19,9 @@ Dataset folder::
         truth.nrrd          true activity concentration (Bq/mL, float32)
         ct.nrrd             CT (HU) of the body the activity lies in
         masks.nrrd          region labelmap of the true activity (for iterative Yang PVC)
-        osem_norr_noise_free.nrrd, osem_norr_noisy.nrrd, osem_rr_noise_free.nrrd, osem_rr_noisy.nrrd
-                            the four reconstructions (Bq/mL, float32, on the truth's grid)
+        osem_rr_noisy.nrrd  the reconstructions the manifest names (Bq/mL, float32, on the truth's grid): by
+                            default this one, the network's input, and in val cases also osem_rr_noise_free
+                            (IY-PVC's calibration); --reconstructions asks for others of the four
         case.json           the case's provenance (seeds, sampled totals, wall time)
 
 All images share the grid (size^3 voxels of spacing_mm, identity direction, centred on the
@@ -46,6 +48,7 @@ from DLPVCLib.dataset.layout import (
     CASE_IMAGES,
     CASE_RECORD,
     DEFAULT_ACQUISITION,
+    DEFAULT_RECONSTRUCTIONS,
     MANIFEST,
     MANIFEST_FORMAT,
     RECONSTRUCTIONS,
@@ -55,6 +58,10 @@ from DLPVCLib.dataset.layout import (
     TOTAL_ACTIVITY_RANGE_MBQ,
     PVCCase,
     WriteResult,
+    case_images,
+    manifest_reconstructions,
+    noise_free_twin,
+    split_reconstructions,
 )
 from DLPVCLib.dataset.seeds import case_sub_seeds, split_of
 from DLPVCLib.dataset.torch_data import PVCDataset
@@ -66,6 +73,7 @@ __all__ = [
     "CASE_IMAGES",
     "CASE_RECORD",
     "DEFAULT_ACQUISITION",
+    "DEFAULT_RECONSTRUCTIONS",
     "MANIFEST",
     "MANIFEST_FORMAT",
     "PVCCase",
@@ -77,14 +85,18 @@ __all__ = [
     "TOTAL_ACTIVITY_RANGE_MBQ",
     "WriteResult",
     "build_manifest",
+    "case_images",
     "case_seeds",
     "case_sub_seeds",
     "is_complete",
+    "manifest_reconstructions",
     "manifest_sha256",
+    "noise_free_twin",
     "read_manifest",
     "region_labelmap",
     "simulate_command",
     "simulate_pvc_case",
     "split_of",
+    "split_reconstructions",
     "write_dataset",
 ]

@@ -1,7 +1,8 @@
-"""One DL-PVC training case (Leube et al.): a true activity in a synthetic torso and its four OSEM reconstructions."""
+"""One DL-PVC training case (Leube et al.): a true activity in a synthetic torso and its OSEM reconstructions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 import DosimetryCore
 from DLPVCLib.dataset.activity_kinds import check_kind, random_case, torso_case, warm_case
-from DLPVCLib.dataset.layout import DEFAULT_ACQUISITION, RECONSTRUCTIONS, TOTAL_ACTIVITY_RANGE_MBQ, PVCCase
+from DLPVCLib.dataset.layout import DEFAULT_ACQUISITION, DEFAULT_RECONSTRUCTIONS, TOTAL_ACTIVITY_RANGE_MBQ, PVCCase
 from DLPVCLib.dataset.seeds import case_sub_seeds
 from DosimetryCore import phantoms
 from DosimetryCore.core.device import resolve_device
@@ -27,11 +28,12 @@ def simulate_pvc_case(
     acquisition: simulation.Acquisition = DEFAULT_ACQUISITION,
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     kind: str = "random",
+    reconstructions: Sequence[str] = DEFAULT_RECONSTRUCTIONS,
     *,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
 ) -> PVCCase:
-    """Simulate one DL-PVC training case (seed 003): true activity, CT, regions and four OSEM images.
+    """Simulate one DL-PVC training case (seed 003): true activity, CT, regions and OSEM images.
 
     ``kind`` is what the true activity is (:data:`~DLPVCLib.dataset.activity_kinds.CASE_KINDS`): seed 003's
     random shapes (default, described below), a patient-like torso or random shapes over a warm body
@@ -60,12 +62,14 @@ def simulate_pvc_case(
 
     SPECT: :func:`~DosimetryCore.imaging.simulation.simulate_spect` with ``acquisition`` (default: seed
     003's 120 views x 30 s, MELP, noRR 10x2 and RR 6x6 OSEM), Poisson noise seeded from the case
-    seed. ``masks`` are the IY-PVC regions of the kind (for ``random``,
-    :func:`~DLPVCLib.dataset.activity_kinds.region_labelmap` of the truth). Deterministic for a seed and device.
+    seed; only the ``reconstructions`` asked for are made (default :data:`DEFAULT_RECONSTRUCTIONS`: RR from
+    noisy and from noise-free projections), each the same image whichever others are made. ``masks`` are the
+    IY-PVC regions of the kind (for ``random``, :func:`~DLPVCLib.dataset.activity_kinds.region_labelmap` of the
+    truth). Deterministic for a seed and device.
 
     Returns:
         :class:`PVCCase` with images ``truth`` (Bq/mL), ``ct`` (HU), ``masks`` (labelmap) and the
-        four :data:`RECONSTRUCTIONS` (Bq/mL), all (z, y, x) = (size, size, size) float32 (masks
+        ``reconstructions`` (Bq/mL), all (z, y, x) = (size, size, size) float32 (masks
         uint32) on one grid, each carrying the case provenance under
         :data:`DosimetryCore.core.metadata.PROVENANCE_KEY`.
     """
@@ -86,7 +90,13 @@ def simulate_pvc_case(
         make = warm_case if kind == "warm" else random_case
         truth, masks, sampled = make(body, seeds["activity"], total_MBq)
     spect = simulation.simulate_spect(
-        truth, body.ct, acquisition, seed=seeds["spect_noise"], device=device, progress=sub_progress(report, 0.1, 1.0)
+        truth,
+        body.ct,
+        acquisition,
+        seed=seeds["spect_noise"],
+        reconstructions=reconstructions,
+        device=device,
+        progress=sub_progress(report, 0.1, 1.0),
     )
     provenance = {
         "generator": "DLPVCLib.dataset.simulate_pvc_case",
@@ -103,7 +113,8 @@ def simulate_pvc_case(
         "n_regions": int(sitk.GetArrayViewFromImage(masks).max()),
         "device": device.type,
     }
-    images = {"truth": truth, "ct": body.ct, "masks": masks, **{key: spect[key] for key in RECONSTRUCTIONS}}
+    reconstructed = {key: image for key, image in spect.items() if key.startswith("osem")}
+    images = {"truth": truth, "ct": body.ct, "masks": masks, **reconstructed}
     for image in images.values():
         stamp(image, provenance)
     report(1.0, "Case done")

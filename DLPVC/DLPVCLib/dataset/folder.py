@@ -17,9 +17,9 @@ from DLPVCLib.dataset.case import simulate_pvc_case
 from DLPVCLib.dataset.layout import (
     _SPLIT_SALT,
     ACTIVE_FRACTION,
-    CASE_IMAGES,
     CASE_RECORD,
     DEFAULT_ACQUISITION,
+    DEFAULT_RECONSTRUCTIONS,
     MANIFEST,
     MANIFEST_FORMAT,
     RECONSTRUCTIONS,
@@ -27,7 +27,11 @@ from DLPVCLib.dataset.layout import (
     SPLIT_FRACTIONS,
     TOTAL_ACTIVITY_RANGE_MBQ,
     WriteResult,
+    case_images,
+    manifest_reconstructions,
+    split_reconstructions,
 )
+from DLPVCLib.dataset.seeds import split_of
 from DosimetryCore import io, phantoms
 from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress
@@ -48,14 +52,20 @@ def build_manifest(
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
     kind: str = "random",
+    reconstructions: Sequence[str] = DEFAULT_RECONSTRUCTIONS,
 ) -> dict[str, Any]:
     """The manifest of a dataset: parameters, and each case's id, seed and split (no timings, so hashable).
 
     ``kind`` (:data:`~DLPVCLib.dataset.activity_kinds.CASE_KINDS`) is recorded only when it is not ``random``,
-    so the manifests of seed 003's random-shape datasets, written before there were kinds, keep their hash.
+    and ``reconstructions`` (the OSEM images each case holds; val cases also their noise-free twins, see
+    :func:`~DLPVCLib.dataset.layout.split_reconstructions`) only when they are not all four, so the manifests of
+    seed 003's random-shape datasets, written before there were kinds or fewer images, keep their hash.
+    ``images`` and ``units`` name every image a case may hold.
     """
     fractions = case_folder.check_fractions(split_fractions)
     cases = case_folder.manifest_cases(seed, n, fractions, _SPLIT_SALT)
+    held = simulation.check_reconstructions(reconstructions)
+    stems = case_images({"reconstructions": held}, "val")
     return {
         "format": MANIFEST_FORMAT,
         "generator": "DLPVCLib.dataset.write_dataset",
@@ -70,9 +80,10 @@ def build_manifest(
         "active_fraction": list(ACTIVE_FRACTION),
         "shape_diameter_mm": list(SHAPE_DIAMETER_MM),
         "split_fractions": list(fractions),
-        "images": {stem: f"{stem}.nrrd" for stem in CASE_IMAGES},
-        "units": {"truth": ACTIVITY_UNIT, "ct": "HU", "masks": "label"} | dict.fromkeys(RECONSTRUCTIONS, ACTIVITY_UNIT),
+        "images": {stem: f"{stem}.nrrd" for stem in stems},
+        "units": {"truth": ACTIVITY_UNIT, "ct": "HU", "masks": "label"} | dict.fromkeys(stems[3:], ACTIVITY_UNIT),
         **({"kind": check_kind(kind)} if kind != "random" else {}),
+        **({"reconstructions": list(held)} if held != RECONSTRUCTIONS else {}),
         "split_counts": case_folder.split_counts(cases),
         "cases": cases,
     }
@@ -89,7 +100,9 @@ def simulate_command(manifest: dict[str, Any]) -> str:
     fractions = manifest.get("split_fractions", list(SPLIT_FRACTIONS))
     if list(fractions) != list(SPLIT_FRACTIONS):
         command += " --split-fractions " + " ".join(f"{value:g}" for value in fractions)
-    return command + (f" --kind {manifest['kind']}" if "kind" in manifest else "")
+    command += f" --kind {manifest['kind']}" if "kind" in manifest else ""
+    held = manifest_reconstructions(manifest)
+    return command + (" --reconstructions " + " ".join(held) if held != DEFAULT_RECONSTRUCTIONS else "")
 
 
 _RENAMED_KEYS = {
@@ -131,21 +144,26 @@ def manifest_sha256(folder: str | os.PathLike) -> str:
     return hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest()
 
 
-def is_complete(case_folder_path: Path, case_seed: int) -> bool:
-    """Whether a case folder holds every image and a record of the expected seed."""
-    files = [f"{stem}.nrrd" for stem in CASE_IMAGES]
-    return case_folder.record_matches(case_folder_path, CASE_RECORD, case_seed, files)
+def is_complete(case_folder_path: Path, case: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """Whether the folder of ``case`` (a manifest entry: seed, split) holds every image of its split in the dataset
+    of ``manifest`` and a record of the case's seed."""
+    files = [f"{stem}.nrrd" for stem in case_images(manifest, case["split"])]
+    return case_folder.record_matches(case_folder_path, CASE_RECORD, case["seed"], files)
 
 
 def _write_pvc_case(
     folder: Path,
     case_seed: int,
     parameters: dict[str, Any],
+    manifest: dict[str, Any],
     device: str | None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Simulate one case into ``folder``; returns its record."""
-    case = simulate_pvc_case(case_seed, **parameters, device=device, progress=progress)
+    """Simulate one case of the dataset of ``manifest`` into ``folder`` (the reconstructions of its split);
+    returns its record."""
+    split = split_of(case_seed, manifest["split_fractions"])
+    reconstructions = split_reconstructions(manifest, split)
+    case = simulate_pvc_case(case_seed, **parameters, reconstructions=reconstructions, device=device, progress=progress)
     for stem, image in case.images.items():
         io.write_image(image, folder / f"{stem}.nrrd")
     return case.provenance
@@ -162,6 +180,7 @@ def write_dataset(
     total_activity_range_MBq: tuple[float, float] = TOTAL_ACTIVITY_RANGE_MBQ,
     split_fractions: Sequence[float] = SPLIT_FRACTIONS,
     kind: str = "random",
+    reconstructions: Sequence[str] = DEFAULT_RECONSTRUCTIONS,
     workers: int = 1,
     threads: int | None = None,
     ray: RayOptions | None = None,
@@ -181,7 +200,8 @@ def write_dataset(
     Args:
         out_dir: dataset folder (created).
         n: number of cases; seed: dataset seed (case seeds from :func:`case_seeds`).
-        size, spacing_mm, acquisition, total_activity_range_MBq, kind: as in :func:`simulate_pvc_case`.
+        size, spacing_mm, acquisition, total_activity_range_MBq, kind, reconstructions: as in
+            :func:`simulate_pvc_case`.
         split_fractions: train/val/test shares for :func:`split_of`.
         workers: processes simulating cases in parallel (spawned, so a calling script needs the
             ``if __name__ == "__main__":`` guard; each gets cpu_count / workers torch threads).
@@ -201,10 +221,12 @@ def write_dataset(
     report = progress or no_progress
     device_name = str(resolve_device(device))
     out_dir = Path(out_dir)
-    manifest = build_manifest(n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions, kind)
+    manifest = build_manifest(
+        n, seed, size, spacing_mm, acquisition, total_activity_range_MBq, split_fractions, kind, reconstructions
+    )
     phantoms.make_torso(size, spacing_mm, seed=0, n_lesions=0)  # refuse a field of view too small before writing
     case_folder.prepare_folder(out_dir, manifest, read_manifest)
-    todo = [case for case in manifest["cases"] if not is_complete(out_dir / case["id"], case["seed"])]
+    todo = [case for case in manifest["cases"] if not is_complete(out_dir / case["id"], case, manifest)]
     skipped = [case["id"] for case in manifest["cases"] if case not in todo]
     parameters = {
         "size": int(size),
@@ -214,7 +236,8 @@ def write_dataset(
         "kind": kind,
     }
     report(0.0, f"{len(todo)} case(s) to simulate, {len(skipped)} complete")
-    args = (parameters, device_name)
+    args = (parameters, {key: manifest[key] for key in ("split_fractions", "reconstructions") if key in manifest},
+            device_name)  # fmt: skip
     times = case_folder.write_cases(
         out_dir, todo, _write_pvc_case, args, CASE_RECORD, workers, report,
         threads=threads, ray=ray and ray.for_device(device_name),

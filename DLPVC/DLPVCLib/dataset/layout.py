@@ -13,11 +13,42 @@ MANIFEST = "manifest.json"
 CASE_RECORD = "case.json"
 MANIFEST_FORMAT = 1
 
-RECONSTRUCTIONS = ("osem_norr_noise_free", "osem_norr_noisy", "osem_rr_noise_free", "osem_rr_noisy")
+RECONSTRUCTIONS = simulation.OSEM_IMAGES
 """The four SPECT reconstructions of seed 003 (noRR_nf, noRR_n, RR_nf, RR_n): the possible network inputs."""
 
+DEFAULT_RECONSTRUCTIONS = ("osem_rr_noisy",)
+"""What a new dataset holds unless asked for more: the network's input, RR from noisy projections (seed 003's
+RR_n, its clinical setting). Validation cases also hold its noise-free twin (:func:`split_reconstructions`), from
+which the evaluation calibrates IY-PVC's FWHM. RR OSEM takes most of a case's time, so the three images nothing
+reads would more than double it."""
+
 CASE_IMAGES = ("truth", "ct", "masks", *RECONSTRUCTIONS)
-"""The images of one case, by file stem (``<stem>.nrrd``)."""
+"""The images a case can hold, by file stem (``<stem>.nrrd``); a manifest names the ones its cases hold
+(:func:`case_images`)."""
+
+
+def noise_free_twin(reconstruction: str) -> str:
+    """The reconstruction of the same kind from noise-free projections (itself when it is noise-free)."""
+    return reconstruction.replace("_noisy", "_noise_free")
+
+
+def manifest_reconstructions(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The reconstructions a dataset was asked to hold: the manifest's ``reconstructions``, or all four for a
+    manifest written before datasets could hold fewer."""
+    return simulation.check_reconstructions(manifest.get("reconstructions", RECONSTRUCTIONS))
+
+
+def split_reconstructions(manifest: dict[str, Any], split: str) -> tuple[str, ...]:
+    """The reconstructions the cases of ``split`` hold: the dataset's, and in the val split their noise-free
+    twins too (the IY-PVC calibration of :func:`DLPVCLib.evaluation.calibrate_iy_fwhm` reads them there)."""
+    held = manifest_reconstructions(manifest)
+    return simulation.check_reconstructions({*held, *map(noise_free_twin, held)}) if split == "val" else held
+
+
+def case_images(manifest: dict[str, Any], split: str) -> tuple[str, ...]:
+    """The images (file stems) every case of ``split`` of a dataset holds."""
+    return ("truth", "ct", "masks", *split_reconstructions(manifest, split))
+
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)

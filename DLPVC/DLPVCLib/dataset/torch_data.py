@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from DLPVCLib.dataset.folder import is_complete, read_manifest
-from DLPVCLib.dataset.layout import CASE_IMAGES, RECONSTRUCTIONS, SPLITS
+from DLPVCLib.dataset.layout import RECONSTRUCTIONS, SPLITS, case_images, split_reconstructions
 from DosimetryCore import io
 from DosimetryCore.core.metadata import UNIT_KEY
 from DosimetryCore.core.units import ACTIVITY_UNIT
@@ -59,6 +59,12 @@ class PVCDataset(Dataset):
             raise ValueError(f"input: unknown reconstruction {input_key!r}; choose one of {', '.join(RECONSTRUCTIONS)}")
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
+        held = split_reconstructions(self.manifest, split)
+        if input_key not in held:
+            raise ValueError(
+                f"input: the {split} cases of {self.folder} hold only {', '.join(held)}, not {input_key}; simulate a "
+                f"dataset with --reconstructions {input_key}"
+            )
         self.split, self.input_key, self.flips = split, input_key, bool(flips)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
         self.cases = [case for case in self.manifest["cases"] if case["split"] == split]
@@ -67,7 +73,9 @@ class PVCDataset(Dataset):
                 f"split: the {split!r} split of {self.folder} is empty "
                 f"({self.manifest['split_counts']}); simulate more cases (--n)"
             )
-        incomplete = [case["id"] for case in self.cases if not is_complete(self.folder / case["id"], case["seed"])]
+        incomplete = [
+            case["id"] for case in self.cases if not is_complete(self.folder / case["id"], case, self.manifest)
+        ]
         if incomplete:
             raise ValueError(
                 f"data: {len(incomplete)} {split} case(s) of {self.folder} are incomplete ({', '.join(incomplete[:5])}"
@@ -83,9 +91,13 @@ class PVCDataset(Dataset):
         return len(self.cases)
 
     def image(self, index: int, stem: str) -> sitk.Image:
-        """Image ``stem`` (one of :data:`CASE_IMAGES`) of case ``index`` of the split, as written."""
-        if stem not in CASE_IMAGES:
-            raise ValueError(f"stem: unknown image {stem!r}; choose one of {', '.join(CASE_IMAGES)}")
+        """Image ``stem`` (one the split holds: :func:`~DLPVCLib.dataset.layout.case_images`) of case ``index``
+        of the split, as written."""
+        stems = case_images(self.manifest, self.split)
+        if stem not in stems:
+            raise ValueError(
+                f"stem: the {self.split} cases of {self.folder} hold no {stem!r}; they hold {', '.join(stems)}"
+            )
         return io.read_image(self.folder / self.cases[index]["id"] / f"{stem}.nrrd")
 
     def _tensor(self, index: int, stem: str) -> torch.Tensor:

@@ -14,6 +14,7 @@ columns toward the patient's left, the posterior mirrored into the anterior's or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,6 +33,19 @@ from DosimetryCore.imaging.collimators import LU177_PHOTOPEAK_KEV, collimator_re
 from DosimetryCore.imaging.projection import PlanarProjector, SpectProjector, counts_per_Bq_per_mL, poisson_counts
 from DosimetryCore.imaging.reconstruction import osem, simulate_spect_projections
 from DosimetryCore.physics import tissue
+
+OSEM_IMAGES = ("osem_norr_noise_free", "osem_norr_noisy", "osem_rr_noise_free", "osem_rr_noisy")
+"""The OSEM images :func:`simulate_spect` can make: without (noRR) and with (RR) resolution recovery, from
+noise-free and from noisy projections (seed 003's noRR_nf, noRR_n, RR_nf, RR_n)."""
+
+
+def check_reconstructions(reconstructions: Sequence[str]) -> tuple[str, ...]:
+    """``reconstructions`` as a tuple in :data:`OSEM_IMAGES` order; ValueError when empty or one is unknown."""
+    names = tuple(reconstructions) if not isinstance(reconstructions, str) else (reconstructions,)
+    unknown = [name for name in names if name not in OSEM_IMAGES]
+    if unknown or not names:
+        raise ValueError(f"reconstructions: expected one or more of {', '.join(OSEM_IMAGES)}, got {list(names)}")
+    return tuple(name for name in OSEM_IMAGES if name in names)
 
 
 @dataclass(frozen=True)
@@ -177,17 +191,20 @@ def simulate_spect(
     acquisition: Acquisition = Acquisition(),
     *,
     seed: int,
+    reconstructions: Sequence[str] = OSEM_IMAGES,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, sitk.Image]:
-    """SPECT of ``activity`` (Bq/mL) attenuated by ``ct`` (HU): projections and four OSEM images.
+    """SPECT of ``activity`` (Bq/mL) attenuated by ``ct`` (HU): projections and OSEM images.
 
     Returns ``projections_noise_free`` and ``projections_noisy`` (counts, Poisson noise drawn with
-    ``seed``) and ``osem_norr_noise_free``, ``osem_norr_noisy``, ``osem_rr_noise_free``,
-    ``osem_rr_noisy`` (Bq/mL, on the activity grid): OSEM with attenuation correction, without
-    (noRR) and with (RR) the collimator response in the system model, with the iterations and
-    subsets of ``acquisition``.
+    ``seed``) and the ``reconstructions`` asked for, of :data:`OSEM_IMAGES` (default all four):
+    ``osem_norr_noise_free``, ``osem_norr_noisy``, ``osem_rr_noise_free``, ``osem_rr_noisy`` (Bq/mL, on the
+    activity grid): OSEM with attenuation correction, without (noRR) and with (RR) the collimator response in
+    the system model, with the iterations and subsets of ``acquisition``. An image is the same whichever others
+    are asked for (the noise does not depend on them).
     """
+    wanted = check_reconstructions(reconstructions)
     report = progress or no_progress
     device = resolve_device(device)
     report(0.0, "SPECT projections")
@@ -212,6 +229,7 @@ def simulate_spect(
             ("rr", projector, acquisition.rr_iterations, acquisition.rr_subsets),
         )
         for name, data in projections.items()
+        if f"osem_{kind}_{name}" in wanted
     ]
     images = {f"projections_{name}": _projection_image(data, spacing, angles) for name, data in projections.items()}
     for index, (key, model, iterations, subsets, data) in enumerate(steps):
