@@ -39,9 +39,11 @@ from .training_data import (
     ACTIVITY_SCALE,
     BODY_WEIGHT,
     DOSE_RATE_SCALE,
+    MEAN_WEIGHT,
     DoseSliceDataset,
     PackedDoseNet,
     body_weighted_mse,
+    region_mean_weighted_mse,
     region_weighted_mse,
 )
 
@@ -71,6 +73,12 @@ LOSSES = {
         "units); w = 1 / (voxels x VDK's mean squared error) of the voxel's region (each organ, each lesion; at "
         "least 8 voxels, VDK's error at least 5 % of the region's mean), scaled to a mean of 1 over the body: every "
         "region counts as (error / VDK's error)^2, whatever its size and dose rate (DoseRateCNNLib/region_weights.py)",
+    ),
+    "region+mean": (
+        region_mean_weighted_mse,
+        f"the region loss plus {MEAN_WEIGHT:g} x the same weights on each region's mean error in each slice crop "
+        f"(w_R x voxels x mean error^2, over the body voxels), so that organ and lesion means are not left short "
+        "by partial volume (DoseRateCNNLib/training_data.py: region_mean_weighted_mse)",
     ),
 }
 """Training losses by name: (function, description for the summary and the card)."""
@@ -134,8 +142,9 @@ def train_dose_cnn(
         crop: in-plane random crop (multiple of 16; None: whole slices).
         slices_per_volume: random slices per (case, count level) per epoch.
         val_slice_step: validation on every ``val_slice_step``-th whole slice of each val volume.
-        loss: a name of :data:`LOSSES`: ``"body"`` (Li et al.'s) or ``"region"`` (each organ's and lesion's squared
-            error relative to VDK's there, so that every region counts alike).
+        loss: a name of :data:`LOSSES`: ``"body"`` (Li et al.'s), ``"region"`` (each organ's and lesion's squared
+            error relative to VDK's there, so that every region counts alike) or ``"region+mean"`` (``"region"``
+            plus a term on each region's mean error).
         max_cases: use only the first cases of each split.
         init_model: start from this installed model's weights (in ``models_dir``, default the resources' Models)
             instead of VDK (:func:`DosimetryCore.learning.models.initialise_from`); the card records how it was
@@ -148,12 +157,11 @@ def train_dose_cnn(
     if loss not in LOSSES:
         raise ValueError(f"loss: unknown {loss!r}; choose one of {', '.join(LOSSES)}")
     loss_function, loss_description = LOSSES[loss]
-    weighted = loss == "region"
+    targets = {"region_weights": loss != "body", "region_index": loss == "region+mean"}
     train_set = DoseSliceDataset(
-        data, "train", random_slices=slices_per_volume, crop=crop, flips=True, max_cases=max_cases,
-        region_weights=weighted,
-    )  # fmt: skip
-    val_set = DoseSliceDataset(data, "val", slice_step=val_slice_step, max_cases=max_cases, region_weights=weighted)
+        data, "train", random_slices=slices_per_volume, crop=crop, flips=True, max_cases=max_cases, **targets
+    )
+    val_set = DoseSliceDataset(data, "val", slice_step=val_slice_step, max_cases=max_cases, **targets)
     model = new_model(seed)
     initialised_from = None
     if init_model is not None:

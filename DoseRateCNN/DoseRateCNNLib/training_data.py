@@ -28,7 +28,7 @@ from DosimetryCore.learning.case_folder import SPLITS
 
 from .dataset import load_case, read_manifest
 from .network import HALF_PACK, PACK_SLICES, UNET_DIVISOR, ResidualDoseNet
-from .region_weights import region_weight_map
+from .region_weights import region_ids, region_weight_map
 
 ACTIVITY_SCALE = 0.04
 """Network activity units per (Bq/mL per MBq in the field)."""
@@ -36,6 +36,9 @@ DOSE_RATE_SCALE = 5.0e5
 """Network dose-rate units per (Gy/h per MBq in the field)."""
 BODY_WEIGHT = 0.7
 """Loss weight of the mean squared error inside the body (Li et al.: 0.7 body, 0.3 outside)."""
+MEAN_WEIGHT = 2.0
+"""Weight of the region-mean term of :func:`region_mean_weighted_mse` beside the voxel term (1 would count a
+region's mean error as much as it already counts inside the voxel term, i.e. twice in all)."""
 
 
 def total_activity_MBq(concentration: np.ndarray, voxel_ml: float) -> float:
@@ -62,6 +65,34 @@ def region_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch
     """
     label, body, weights = target[:, :1], target[:, 1:2], target[:, 2:3]
     return _inside_outside_mse((prediction - label) ** 2, body, weights * body)
+
+
+def region_mean_weighted_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`region_weighted_mse` plus :data:`MEAN_WEIGHT` x the same weights on each region's mean error.
+
+    A network trained on voxel errors alone predicts the conditional mean of the label given the SPECT, which is
+    unbiased for a given input but not over a region chosen by where the truth is hot: over an organ or lesion
+    drawn on the anatomy (what dosimetry reports) it falls short by the partial-volume loss it could not undo.
+    The added term is, for every item b and region R in it (a slice crop of an organ or lesion),
+    w_R n_bR (mean error of R in b)^2, with the voxel term's weights w_R, summed and divided by the body voxels
+    as the voxel term. Since n (mean error)^2 <= the sum of squared errors over the same voxels, this term is the
+    part of the voxel term that a region's mean error explains, counted (1 + MEAN_WEIGHT) times.
+
+    ``prediction`` (B, 1, 1, H, W); ``target`` (B, 4, 1, H, W): the label, the body mask, the weights and the
+    region index (:func:`DoseRateCNNLib.region_weights.region_ids`, 0 outside the body).
+    """
+    voxel_term = region_weighted_mse(prediction, target[:, :3])
+    body, weights, ids = target[:, 1], target[:, 2], target[:, 3].round().long()
+    batch = ids.shape[0]
+    regions = int(ids.max().item()) + 1
+    flat = (ids + regions * torch.arange(batch, device=ids.device).view(batch, 1, 1, 1)).reshape(-1)
+    error = (prediction[:, 0] - target[:, 0]).reshape(-1)
+    sums = torch.zeros(batch * regions, dtype=error.dtype, device=error.device).index_add_(0, flat, error)
+    counts = torch.zeros_like(sums).index_add_(0, flat, torch.ones_like(error))
+    weight_sums = torch.zeros_like(sums).index_add_(0, flat, weights.reshape(-1).to(error.dtype))
+    keep = (torch.arange(batch * regions, device=ids.device) % regions > 0) & (counts > 0)  # 0: outside the body
+    mean_term = (weight_sums[keep] * (sums[keep] / counts[keep]) ** 2).sum() / body.sum().clamp_min(1.0)
+    return voxel_term + MEAN_WEIGHT * BODY_WEIGHT * mean_term
 
 
 def _inside_outside_mse(squared: torch.Tensor, body: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -115,13 +146,16 @@ class DoseSliceDataset(Dataset):
         max_cases: use only the first cases of the split (for quick runs).
         region_weights: add the loss weights of :func:`~DoseRateCNNLib.region_weights.region_weight_map` to each
             target (for :func:`region_weighted_mse`).
+        region_index: also add the region index of :func:`~DoseRateCNNLib.region_weights.region_ids` (for
+            :func:`region_mean_weighted_mse`; needs ``region_weights``).
 
     Random draws (slices, crops, flips) come from torch's global generator, which the training loop seeds per
     epoch, so a resumed run repeats them.
 
     Items: ``packs`` (3, 11, H, W) in network units (see the module docstring), zero beyond the volume's ends
     and in the in-plane padding to multiples of 16; ``target`` (2, 1, H, W): the Monte Carlo label of the true
-    activity in network units and the body mask, and with ``region_weights`` a third channel, the loss weights.
+    activity in network units and the body mask, with ``region_weights`` a third channel, the loss weights, and
+    with ``region_index`` a fourth, the region index.
     """
 
     def __init__(
@@ -135,7 +169,10 @@ class DoseSliceDataset(Dataset):
         flips: bool = False,
         max_cases: int | None = None,
         region_weights: bool = False,
+        region_index: bool = False,
     ) -> None:
+        if region_index and not region_weights:
+            raise ValueError("region_index: the region-mean loss needs the region weights too (region_weights=True)")
         if split not in SPLITS:
             raise ValueError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
         self.folder = Path(folder)
@@ -166,6 +203,11 @@ class DoseSliceDataset(Dataset):
                 for arrays in self.arrays
             ]
             if region_weights
+            else None
+        )
+        self.region_index = (
+            [region_ids(arrays["labels"], arrays["record"]["label_names"]) for arrays in self.arrays]
+            if region_index
             else None
         )
         if crop is not None and (crop < UNET_DIVISOR or crop % UNET_DIVISOR):
@@ -203,6 +245,8 @@ class DoseSliceDataset(Dataset):
         ]
         if self.weights is not None:
             channels.append(self.weights[case][z : z + 1])
+        if self.region_index is not None:
+            channels.append(self.region_index[case][z : z + 1])
         target = np.stack(channels).astype(np.float32)
         height, width = _padded(packs.shape[-2:])
         pad = ((0, 0), (0, 0), (0, height - packs.shape[-2]), (0, width - packs.shape[-1]))

@@ -127,6 +127,19 @@ def test_the_region_loss_adds_weights_to_the_targets_and_trains(folder, tmp_path
         train_dose_cnn(folder, tmp_path / "l", epochs=1, loss="l1")
 
 
+def test_the_region_mean_loss_adds_the_region_index_and_trains(folder, tmp_path):
+    data = DoseSliceDataset(folder, "train", region_weights=True, region_index=True)
+    _, target = data[len(data) // 2]
+    body, ids = target[1], target[3]
+    assert target.shape[0] == 4 and (ids[body == 0] == 0).all() and (ids[body == 1] >= 1).all()
+    assert torch.equal(ids, ids.round())
+    with pytest.raises(ValueError, match="needs the region weights"):
+        DoseSliceDataset(folder, "train", region_index=True)
+    run = train_dose_cnn(folder, tmp_path / "m", epochs=1, crop=None, slices_per_volume=2, loss="region+mean")
+    assert "each region's mean error" in run.summary["training"]["loss"]
+    assert np.isfinite(run.result.history[0]["val_loss"])
+
+
 def test_an_untrained_model_outputs_the_vdk():
     packs = torch.rand(2, 3, PACK_SLICES, 16, 16)
     torch.testing.assert_close(new_model(0).eval()(packs), packs[:, 2:3, 5:6])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from DoseRateCNNLib.region_weights import MIN_REGION_VOXELS, region_ids, region_weight_map
-from DoseRateCNNLib.training_data import body_weighted_mse, region_weighted_mse
+from DoseRateCNNLib.training_data import MEAN_WEIGHT, body_weighted_mse, region_mean_weighted_mse, region_weighted_mse
 
 NAMES = {"1": "body", "2": "liver", "3": "lesion_liver"}
 
@@ -79,3 +79,28 @@ def test_the_region_weighted_loss_weighs_body_voxels():
     weights = torch.tensor([[3.0, 0.0], [5.0, 5.0]]).reshape(1, 1, 1, 2, 2)  # outside voxels' weights unused
     weighted = region_weighted_mse(prediction, torch.cat((target, body, weights), dim=1))
     assert weighted.item() == pytest.approx(0.7 * (3.0 * 1 + 0.0 * 1) / 2 + 0.3 * 0.0)
+
+
+def test_the_region_mean_term_counts_a_regions_mean_error_not_its_spread():
+    """Two items of 2 x 2 voxels; region 1 (weight 2) on the top row, region 2 (weight 1) on the bottom row of
+    item 0, item 1 all outside the body. A bias (+1, +1) in region 1 adds w n bias^2 = 2 x 2 x 1; errors of
+    (+1, -1) in region 2 have no mean and add nothing."""
+    label = torch.zeros(2, 1, 1, 2, 2)
+    body = torch.zeros(2, 1, 1, 2, 2)
+    body[0] = 1.0
+    weights = torch.tensor([[2.0, 2.0], [1.0, 1.0]]).reshape(1, 1, 1, 2, 2).repeat(2, 1, 1, 1, 1) * body
+    ids = torch.tensor([[1.0, 1.0], [2.0, 2.0]]).reshape(1, 1, 1, 2, 2).repeat(2, 1, 1, 1, 1) * body
+    prediction = torch.tensor([[1.0, 1.0], [1.0, -1.0]]).reshape(1, 1, 1, 2, 2).repeat(2, 1, 1, 1, 1) * body
+    target = torch.cat((label, body, weights, ids), dim=1)
+    voxel = region_weighted_mse(prediction, target[:, :3])
+    assert voxel.item() == pytest.approx(0.7 * (2 * 2 + 1 * 2) / 4)
+    combined = region_mean_weighted_mse(prediction, target)
+    assert combined.item() == pytest.approx(voxel.item() + MEAN_WEIGHT * 0.7 * (2 * 2 * 1.0**2) / 4)
+    unbiased = prediction.clone()
+    unbiased[0, 0, 0, 0] = torch.tensor([1.0, -1.0])
+    assert region_mean_weighted_mse(unbiased, target).item() == pytest.approx(
+        region_weighted_mse(unbiased, target[:, :3]).item()
+    )
+    prediction.requires_grad_(True)
+    region_mean_weighted_mse(prediction, target).backward()
+    assert torch.isfinite(prediction.grad).all() and prediction.grad[1].abs().sum() == 0

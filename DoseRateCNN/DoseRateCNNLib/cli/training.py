@@ -88,7 +88,8 @@ def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     command.add_argument(
         "--loss", default=DEFAULTS["loss"], choices=tuple(LOSSES),
         help="body: Li et al.'s 0.7 body / 0.3 outside MSE; region: each organ's and lesion's squared error relative "
-        "to VDK's there, so that every region counts alike",
+        "to VDK's there, so that every region counts alike; region+mean: region plus a term on each region's mean "
+        "error (organ and lesion means not left short by partial volume)",
     )  # fmt: skip
     command.add_argument("--max-cases", type=int, help="use only the first cases of each split")
     command.add_argument("--resume", action="store_true", help="continue from --out/latest.pt")
