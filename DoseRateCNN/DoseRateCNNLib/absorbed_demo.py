@@ -228,6 +228,7 @@ def run_absorbed_demo(
     check_truth = array_from_image(compute_dose_rate(tia, phantom.ct, "vdk", device=device_name).image)
     spect_seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(settings.times_h))]
     points: dict[str, list[TimePoint]] = {"CNN": [], "VDK": [], "check": []}
+    warnings: dict[str, list[str]] = {}
     for index, (time_h, shift) in enumerate(zip(settings.times_h, SHIFTS, strict=False)):
         low, high = 0.15 + 0.6 * index / len(settings.times_h), 0.15 + 0.6 * (index + 1) / len(settings.times_h)
         report_progress(low, f"time point {time_h:g} h: SPECT")
@@ -242,8 +243,9 @@ def run_absorbed_demo(
         )[0]  # fmt: skip
         spect = set_unit(spect, "Bq/mL", "activity concentration")
         report_progress(high - 0.05 * (high - low), f"time point {time_h:g} h: dose rates")
-        cnn = cnn_dose_rate(spect, ct, model, card, device=device_name).image
-        points["CNN"].append(TimePoint(time_h, cnn, ct))
+        cnn = cnn_dose_rate(spect, ct, model, card, counts=counts, device=device_name)
+        warnings[f"{time_h:g} h"] = cnn.provenance["warnings"]
+        points["CNN"].append(TimePoint(time_h, cnn.image, ct))
         points["VDK"].append(TimePoint(time_h, compute_dose_rate(spect, ct, "vdk", device=device_name).image, ct))
         points["check"].append(TimePoint(time_h, activity, ct))
     seg, names = segments(labels, settings.spacing_mm**3 / 1000.0)
@@ -269,6 +271,7 @@ def run_absorbed_demo(
         "truth_monte_carlo": truth_rate.provenance,
         "model": card["name"],
         "model_sha256": card["weights_sha256"],
+        "cnn_warnings": {time: notes for time, notes in warnings.items() if notes},
         "registrations": results["CNN"].registrations,
         "device": device_name,
     }  # fmt: skip

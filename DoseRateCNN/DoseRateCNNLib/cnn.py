@@ -11,7 +11,8 @@ Steps (Li et al.'s method on the grid the model was trained on, its card's ``tra
    outside the body outline of the CT on that grid.
 
 The output's provenance names the model (name, sha256), the kernel, the grids, and says loudly when the input is
-outside the model's training domain (voxel size far off the training grid).
+outside the model's training domain (voxel size far off the training grid; total counts of the SPECT, when given,
+outside the trained count levels).
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ def load_dose_model(
     return model, card
 
 
-def domain_warnings(activity: sitk.Image, card: dict[str, Any]) -> list[str]:
-    """Why ``activity`` lies outside the training domain of the model of ``card`` (empty when it does not)."""
+def domain_warnings(activity: sitk.Image, card: dict[str, Any], counts: float | None = None) -> list[str]:
+    """Why ``activity`` lies outside the training domain of the model of ``card`` (empty when it does not):
+    its voxel size, and, when the SPECT's total ``counts`` are given, a count level outside the trained ones
+    (the network learnt the noise of those levels, not of fewer counts)."""
     spacing = float(card["training_domain"]["dose_spacing_mm"])
     coarsest = max(activity.GetSpacing())
     notes = []
@@ -72,6 +75,12 @@ def domain_warnings(activity: sitk.Image, card: dict[str, Any]) -> list[str]:
             f"outside the model's training domain: voxels of up to {coarsest:.3g} mm, more than {GRID_RATIO_LIMIT:g} x "
             f"the {spacing:g} mm the model {card['name']} was trained on; the residual correction was learnt for "
             "other partial-volume effects"
+        )
+    levels = card["training_domain"].get("count_levels")
+    if counts is not None and levels and not min(levels) <= counts <= max(levels):
+        notes.append(
+            f"outside the model's training domain: a SPECT of {counts:.3g} counts, while the model {card['name']} was "
+            f"trained on {min(levels):.3g} to {max(levels):.3g} counts; its correction is unproven at this noise level"
         )
     return notes
 
@@ -117,11 +126,15 @@ def cnn_dose_rate(
     model: PackedDoseNet,
     card: dict[str, Any],
     *,
+    counts: float | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> dose.DoseRateMap:
     """Dose rate (Gy/h) of ``activity`` (Bq/mL) with the CT ``ct`` (HU, on the activity's grid: see
-    :func:`DosimetryCore.dose.ct_on_activity_grid`) by the residual CNN ``model`` (card ``card``)."""
+    :func:`DosimetryCore.dose.ct_on_activity_grid`) by the residual CNN ``model`` (card ``card``). ``counts``:
+    the SPECT's total counts, when known, checked against the trained count levels."""
+    if counts is not None and not counts > 0:
+        raise ValueError(f"counts: expected the SPECT's total counts (> 0), got {counts}")
     report = progress or no_progress
     activity_values, hu = dose.check_dose_inputs(activity, ct)
     if not activity_values.sum() > 0:
@@ -144,7 +157,7 @@ def cnn_dose_rate(
     dose_values = np.clip(array_from_image(back), 0.0, None) * body_mask(hu)
     image = set_unit(image_from_array(dose_values.astype(np.float32), activity), DOSE_RATE_UNIT, "absorbed dose rate")
     carry_acquisition_time(activity, image)
-    warnings = [*activity_notes(activity, "activity"), *domain_warnings(activity, card)]
+    warnings = [*activity_notes(activity, "activity"), *domain_warnings(activity, card, counts)]
     provenance = {
         "method": "cnn",
         "description": "residual CNN on the VDK dose rate (Li et al., Med Phys 2022)",
@@ -155,8 +168,10 @@ def cnn_dose_rate(
         "network_grid_size_xyz": list(activity_net.GetSize()),
         "total_activity_MBq": total_MBq,
         "training_domain": card["training_domain"],
-        "count_level": "not known to the model: the output is in its domain for SPECT of the training_domain's "
-        "total counts, reconstructed as in its training data",
+        "count_level": f"{counts:.4g} total counts (given)"
+        if counts is not None
+        else "not given: the output is in the model's domain for SPECT of the training_domain's total counts, "
+        "reconstructed as in its training data",
         "vdk": vdk.provenance,
         "outside_body": BODY_MASK_DESCRIPTION,
         "warnings": warnings,

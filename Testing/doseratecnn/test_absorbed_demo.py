@@ -59,3 +59,6 @@ def test_a_small_run_writes_its_table_and_isolates_registration_and_integration(
         assert rows[organ]["true_Gy"] > 0 and rows[organ]["CNN_Gy"] > 0
     record = json.loads((tmp_path / "out" / "demo.json").read_text())["provenance"]
     assert len(record["registrations"]) == 4 and record["kinetics"]["kidneys"]["terms_amplitude_half_life_h"]
+    # counts follow the activity in the field (5.5e6 at 24 h): the 168 h SPECT lies below the trained levels
+    assert "168 h" in record["cnn_warnings"] and "4 h" not in record["cnn_warnings"]
+    assert "counts" in record["cnn_warnings"]["168 h"][0]

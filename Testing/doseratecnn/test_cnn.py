@@ -77,6 +77,21 @@ def test_a_grid_far_from_the_models_is_flagged():
     assert domain_warnings(image, {"name": "m", **CARD}) == []
 
 
+def test_a_count_level_outside_the_trained_ones_is_flagged(torso, models_dir):
+    card = {"name": "m", "training_domain": {"dose_spacing_mm": 9.6, "count_levels": [1.9e7, 5.5e6, 3.0e6]}}
+    assert domain_warnings(torso.activity, card, 4.0e6) == []
+    assert domain_warnings(torso.activity, card) == []  # not given: stated in the provenance, not guessed
+    low = domain_warnings(torso.activity, card, 1.2e6)
+    assert len(low) == 1 and "1.2e+06 counts" in low[0] and "3e+06 to 1.9e+07" in low[0]
+    assert domain_warnings(torso.activity, card, 5.0e7)
+    model, loaded = load_dose_model("dose-cnn-vdk", "cpu", models_dir)
+    result = cnn_dose_rate(torso.activity, torso.ct, model, loaded, counts=1.0e6, device="cpu")
+    assert any("1e+06 counts" in warning for warning in result.provenance["warnings"])
+    assert result.provenance["count_level"] == "1e+06 total counts (given)"
+    with pytest.raises(ValueError, match="counts: expected"):
+        cnn_dose_rate(torso.activity, torso.ct, model, loaded, counts=0.0, device="cpu")
+
+
 def test_the_cli_writes_the_cnn_dose_rate_with_its_model(torso, models_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
         cli, "_discovered_registrations",
@@ -93,5 +108,9 @@ def test_the_cli_writes_the_cnn_dose_rate_with_its_model(torso, models_dir, tmp_
     assert "mass_g" in (tmp_path / "t.csv").read_text().splitlines()[0]
     assert cli.main([*argv[:5], "--method", "vdk", "--model", "x", "--output", str(tmp_path / "e.nrrd")]) == 2
     assert "--model: not used by --method vdk" in capsys.readouterr().err
+    assert cli.main([*argv[:-2], "--counts", "1e6", "--output", str(tmp_path / "c.nrrd")]) == 0
+    assert "WARNING: outside the model's training domain: a SPECT of 1e+06 counts" in capsys.readouterr().out
+    assert cli.main([*argv[:5], "--method", "vdk", "--counts", "1e6", "--output", str(tmp_path / "e.nrrd")]) == 2
+    assert "--counts: not used by --method vdk" in capsys.readouterr().err
     missing = [*argv[:7], "--model", "nope", "--models-dir", str(models_dir), "--output", str(tmp_path / "n.nrrd")]
     assert cli.main(missing) == 2 and not (tmp_path / "n.nrrd").exists()

@@ -35,6 +35,9 @@ def _run(arguments: argparse.Namespace) -> int:
         print(f"  {row['segment']:14s}{row['true_Gy']:9.3g}{row['CNN_Gy']:9.3g}{row['CNN_error_%']:9.1f}"
               f"{row['VDK_Gy']:9.3g}{row['VDK_error_%']:9.1f}{row['chain_check_error_%']:15.1f}"
               f"  {row['CNN_model']}")  # fmt: skip
+    for time, notes in result["provenance"]["cnn_warnings"].items():
+        for note in notes:
+            print(f"WARNING: CNN dose rate at {time}: {note}")
     return 0
 
 

@@ -32,7 +32,13 @@ def _check_method_options(arguments: argparse.Namespace) -> None:
         ignored.append("--density-scaling")
     if method != "cnn":
         ignored += [
-            flag for flag, value in (("--model", arguments.model), ("--models-dir", arguments.models_dir)) if value
+            flag
+            for flag, value in (
+                ("--model", arguments.model),
+                ("--models-dir", arguments.models_dir),
+                ("--counts", arguments.counts),
+            )
+            if value
         ]
     if ignored:
         raise ValueError(f"{', '.join(ignored)}: not used by --method {method}; remove them or choose their method")
@@ -78,7 +84,9 @@ def _run_dose_rate(arguments: argparse.Namespace) -> int:
         from ..cnn import DEFAULT_MODEL, cnn_dose_rate, load_dose_model
 
         model, card = load_dose_model(arguments.model or DEFAULT_MODEL, arguments.device, arguments.models_dir)
-        result = cnn_dose_rate(activity, ct, model, card, device=arguments.device, progress=terminal_progress())
+        result = cnn_dose_rate(
+            activity, ct, model, card, counts=arguments.counts, device=arguments.device, progress=terminal_progress()
+        )
     else:
         result = _conventional(arguments, activity, ct)
     rows = dose.segment_table(result.image, labelmap, ct=ct) if labelmap is not None else []
@@ -112,6 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     rate.add_argument("--model", help="cnn only: installed model name (default dose-cnn)")
     rate.add_argument("--models-dir", help="cnn only: models folder (default: the resources' Models)")
+    rate.add_argument(
+        "--counts", type=float, help="cnn only: the SPECT's total counts, checked against the model's trained levels"
+    )
     rate.add_argument("--output", required=True, help="dose-rate image file (Gy/h); must not be an input")
     rate.add_argument("--seg", help="labelmap image of the segments for the table, on the activity's grid")
     rate.add_argument("--table", help="per-segment table (CSV, Gy/h and mL) of mean, max and D2/D50/D98 dose rates")
