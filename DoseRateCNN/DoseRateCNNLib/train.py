@@ -77,7 +77,7 @@ LOSSES = {
     "region+mean": (
         region_mean_weighted_mse,
         f"the region loss plus {MEAN_WEIGHT:g} x the same weights on each region's mean error in each slice crop "
-        f"(w_R x voxels x mean error^2, over the body voxels), so that organ and lesion means are not left short "
+        "(w_R x voxels x mean error^2, over the body voxels), so that organ and lesion means are not left short "
         "by partial volume (DoseRateCNNLib/training_data.py: region_mean_weighted_mse)",
     ),
 }
