@@ -70,7 +70,7 @@ def _flaky(folder, case_seed, attempts_dir, fail_times, progress=None):
     return {"seed": case_seed}
 
 
-def _fails_one(folder, case_seed, parameters, device, progress=None):
+def _fails_one(folder, case_seed, parameters, manifest, device, progress=None):
     """A simulate-pvc writer whose case_00001 always fails."""
     if folder.name == ".case_00001.partial":
         raise RuntimeError("detector out of range")
@@ -88,7 +88,8 @@ def test_cases_on_ray_are_byte_identical_to_the_local_pool(tmp_path):
     )
     assert sorted(on_ray.simulated) == sorted(pool.simulated) == [f"case_0000{i}" for i in range(N)]
     ray_files, pool_files = _files(tmp_path / "ray"), _files(tmp_path / "pool")
-    assert len(ray_files) == 1 + N * (len(dataset.case_images(on_ray.manifest)) + 1)
+    per_case = [len(dataset.case_images(on_ray.manifest, case["split"])) + 1 for case in on_ray.manifest["cases"]]
+    assert len(ray_files) == 1 + sum(per_case)
     assert ray_files == pool_files
     assert sorted(message.split(" done")[0] for _, message in reports[1:-1]) == sorted(on_ray.simulated)
     assert reports[-2][0] == 1.0 and "4/4" in reports[-2][1]
