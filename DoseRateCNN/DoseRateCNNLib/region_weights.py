@@ -59,9 +59,14 @@ def region_weight_map(
         baselines: the baseline dose rates (Gy/h, same shape; e.g. VDK of the SPECT at each count level); MSE_R
             is their mean.
     """
+    return region_weights_of(region_ids(labels, names), label_dose_rate, baselines)
+
+
+def region_weights_of(ids: np.ndarray, label_dose_rate: np.ndarray, baselines: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`region_weight_map` of the regions ``ids`` (:func:`region_ids`, 0 outside the body), for a caller
+    that keeps the region index too."""
     if not baselines:
         raise ValueError("baselines: expected at least one baseline dose rate")
-    ids = region_ids(labels, names)
     body = ids > 0
     if not body.any():
         raise ValueError("labels: no body voxels; a case without a body has nothing to train on")

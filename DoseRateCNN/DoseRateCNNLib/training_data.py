@@ -28,7 +28,7 @@ from DosimetryCore.learning.case_folder import SPLITS
 
 from .dataset import load_case, read_manifest
 from .network import HALF_PACK, PACK_SLICES, UNET_DIVISOR, ResidualDoseNet
-from .region_weights import region_ids, region_weight_map
+from .region_weights import region_ids, region_weights_of
 
 ACTIVITY_SCALE = 0.04
 """Network activity units per (Bq/mL per MBq in the field)."""
@@ -192,24 +192,20 @@ class DoseSliceDataset(Dataset):
             {level: total_activity_MBq(arrays[f"spect_{level}"], voxel_ml) for level in self.levels}
             for arrays in self.arrays
         ]
+        ids = (
+            [region_ids(arrays["labels"], arrays["record"]["label_names"]) for arrays in self.arrays]
+            if region_weights
+            else None
+        )
         self.weights = (
             [
-                region_weight_map(
-                    arrays["labels"],
-                    arrays["record"]["label_names"],
-                    arrays["mc"],
-                    [arrays[f"vdk_{level}"] for level in self.levels],
-                )  # fmt: skip
-                for arrays in self.arrays
+                region_weights_of(case_ids, arrays["mc"], [arrays[f"vdk_{level}"] for level in self.levels])
+                for case_ids, arrays in zip(ids, self.arrays, strict=True)
             ]
             if region_weights
             else None
         )
-        self.region_index = (
-            [region_ids(arrays["labels"], arrays["record"]["label_names"]) for arrays in self.arrays]
-            if region_index
-            else None
-        )
+        self.region_index = ids if region_index else None
         if crop is not None and (crop < UNET_DIVISOR or crop % UNET_DIVISOR):
             raise ValueError(f"crop: expected a multiple of {UNET_DIVISOR}, got {crop}")
         depth = self.arrays[0]["mc"].shape[0]
