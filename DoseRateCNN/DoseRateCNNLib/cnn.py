@@ -30,7 +30,7 @@ from DosimetryCore.core.device import resolve_device
 from DosimetryCore.core.progress import ProgressCallback, no_progress, sub_progress
 from DosimetryCore.core.provenance import stamp
 from DosimetryCore.core.units import DOSE_RATE_UNIT
-from DosimetryCore.core.validation import activity_notes
+from DosimetryCore.core.validation import activity_notes, check_positive
 from DosimetryCore.core.volume import (
     array_from_image,
     image_from_array,
@@ -133,8 +133,8 @@ def cnn_dose_rate(
     """Dose rate (Gy/h) of ``activity`` (Bq/mL) with the CT ``ct`` (HU, on the activity's grid: see
     :func:`DosimetryCore.dose.ct_on_activity_grid`) by the residual CNN ``model`` (card ``card``). ``counts``:
     the SPECT's total counts, when known, checked against the trained count levels."""
-    if counts is not None and not counts > 0:
-        raise ValueError(f"counts: expected the SPECT's total counts (> 0), got {counts}")
+    if counts is not None:
+        counts = check_positive(counts, "counts")
     report = progress or no_progress
     activity_values, hu = dose.check_dose_inputs(activity, ct)
     if not activity_values.sum() > 0:
