@@ -204,8 +204,8 @@ def register_simulate_pvc(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=DEFAULT_RECONSTRUCTIONS,
         choices=RECONSTRUCTIONS,
-        help="OSEM images each case holds (default: " + " ".join(DEFAULT_RECONSTRUCTIONS) + ", the network's input "
-        "and the noise-free twin that calibrates IY-PVC; all four as seed 003 for training on noRR)",
+        help="OSEM images each case holds (default: " + " ".join(DEFAULT_RECONSTRUCTIONS) + ", the network's input; "
+        "val cases also hold its noise-free twin, which calibrates IY-PVC; all four as seed 003 to train on noRR)",
     )
     parallel_cli.add_parallel_arguments(command)
     command.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
