@@ -56,6 +56,8 @@ from DosimetryCore.learning.training import LR_SCHEDULES, PRECISIONS, load_check
 
 def _check_paths(arguments: argparse.Namespace) -> None:
     """Refuse bad options before any computation, so that nothing is written on error."""
+    if arguments.single_pass and arguments.method != "dl":
+        raise ValueError("--single-pass: only for --method dl (how the network is run)")
     if arguments.method == "iy" and not arguments.seg:
         raise ValueError("--seg: IY-PVC needs a labelmap of the regions whose activity it restores")
     if arguments.table and not arguments.seg:
@@ -80,7 +82,7 @@ def _run_pvc(arguments: argparse.Namespace) -> int:
         corrected = correct_iy(image, *segments, arguments.fwhm_mm, arguments.iterations, progress)
     else:
         model = load_dlpvc_model(arguments.model, device=arguments.device)
-        corrected = correct_dl(image, model, progress=progress)
+        corrected = correct_dl(image, model, progress=progress, mirror_ensemble=not arguments.single_pass)
         for limitation in model.card.get("limitations", []):
             print(f"note ({model.name} model card): {limitation}", file=sys.stderr)
     rows = segment_rows(image, corrected, *segments) if segments else []
@@ -123,6 +125,12 @@ def register_pvc(subparsers: argparse._SubParsersAction) -> None:
     pvc.add_argument("--iterations", type=int, default=10, help="iy: iterations (default 10)")
     pvc.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"dl: model under Resources/Models (default {DEFAULT_MODEL})"
+    )
+    pvc.add_argument(
+        "--single-pass",
+        action="store_true",
+        help="dl: one pass of the network, 8 times faster, instead of the mean over the input's 8 mirror images "
+        "(the model card's metrics use the mean)",
     )
     pvc.add_argument("--device", default=None, help="dl: cpu, cuda, ... (default: cuda when available)")
     pvc.set_defaults(handler=_run_pvc)

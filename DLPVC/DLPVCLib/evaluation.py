@@ -39,7 +39,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
-from DLPVCLib.correction import TrainedModel, correct_dl
+from DLPVCLib.correction import INFERENCE, TrainedModel, correct_dl
 from DLPVCLib.dataset import PVCDataset, manifest_sha256, read_manifest, simulate_command, split_reconstructions
 from DLPVCLib.dataset.activity_kinds import recovery_segments
 from DLPVCLib.iterative_yang import iterative_yang, psf_blur
@@ -204,6 +204,7 @@ def evaluate(
     iy_iterations: int = IY_ITERATIONS,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
+    mirror_ensemble: bool = True,
 ) -> Evaluation:
     """Evaluate no correction, IY-PVC and DL-PVC (``model``) on every case of a split.
 
@@ -220,6 +221,8 @@ def evaluate(
         iy_iterations: IY-PVC iterations (seed 003: 10).
         device: torch device of the network (``None``: CUDA when available).
         progress: ``progress(fraction, message)``.
+        mirror_ensemble: DL-PVC as the mean over the 8 mirror images (``correct_dl``'s default, the production
+            path); ``False``: one pass.
 
     Returns:
         :class:`Evaluation` with per-case rows, the mean/std table and the settings.
@@ -249,10 +252,11 @@ def evaluate(
         reconstruction = data.image(index, input_key)
         corrected = iterative_yang(reconstruction, data.image(index, "masks"), (fwhm,) * 3, iy_iterations)
         values = sitk.GetArrayFromImage(reconstruction)
+        dl = correct_dl(reconstruction, trained, device=device, mirror_ensemble=mirror_ensemble)
         estimates = {
             "None": values,
             "IY-PVC": sitk.GetArrayFromImage(corrected),
-            "DL-PVC": sitk.GetArrayFromImage(correct_dl(reconstruction, trained, device=device)),
+            "DL-PVC": sitk.GetArrayFromImage(dl),
         }
         rows += [{"case": case_id, "method": m, **case_metrics(estimates[m], truth)} for m in METHODS]
         if kind == "torso":
@@ -275,6 +279,7 @@ def evaluate(
         "iy_iterations": iy_iterations,
         "system_fwhm_at_radius_mm": system_fwhm_mm(acquisition),
         "dl_pvc": "DLPVCLib.correction.correct_dl (the pvc command's path)",
+        "dl_pvc_inference": INFERENCE[mirror_ensemble],
         **TABLE_SETTINGS,
     }
     return Evaluation(rows, _summary_rows(rows), settings)

@@ -89,10 +89,15 @@ def test_dl_uses_the_model_in_the_resources_folder(files, resources, capsys):
     provenance = json.loads(corrected.GetMetaData(PROVENANCE_KEY))
     assert provenance["model_name"] == constants.DEFAULT_MODEL
     assert provenance["model_limitations"] == ["untrained test network"]
+    assert provenance["inference"] == correction.INFERENCE[True]
     printed = capsys.readouterr()
     assert "DL-PVC, total activity" in printed.out
     assert f"note ({constants.DEFAULT_MODEL} model card): untrained test network" in printed.err
     assert sorted(path.name for path in out.iterdir()) == ["dl.nrrd"]
+    assert cli.main([*arguments[:-1], str(out / "one.nrrd"), "--single-pass"]) == 0
+    single = io.read_image(out / "one.nrrd")
+    assert json.loads(single.GetMetaData(PROVENANCE_KEY))["inference"] == correction.INFERENCE[False]
+    assert np.abs(sitk.GetArrayFromImage(single) - sitk.GetArrayFromImage(corrected)).max() > 0
 
 
 def test_a_labelmap_on_another_grid_is_resampled_onto_the_spect(files, tmp_path):
@@ -115,6 +120,7 @@ def test_a_labelmap_on_another_grid_is_resampled_onto_the_spect(files, tmp_path)
         (["--method", "dl"], "no model dlpvc-r2unet in {models}; train one with `deepdosimetry train dlpvc`"),
         (["--method", "dl", "--model", "dlpvc-nothere"], "no model dlpvc-nothere in {models}"),
         (["--method", "iy"], "--seg: IY-PVC needs a labelmap"),
+        (["--method", "iy", "--single-pass"], "--single-pass: only for --method dl"),
         (["--method", "dl", "--table", "t.csv"], "--table: needs --seg"),
         (["--method", "dl", "--device", "cuda:99"], "device"),
     ],

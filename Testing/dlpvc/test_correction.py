@@ -13,7 +13,7 @@ import torch
 from dlpvc.cases import odd_image, save_tiny_model, sphere_case
 
 from DLPVCLib import constants, correction
-from DLPVCLib.networks import DLPVCModel
+from DLPVCLib.networks import MIRRORS, DLPVCModel
 from DosimetryCore.core.metadata import PROVENANCE_KEY, UNIT_KEY
 from DosimetryCore.core.volume import image_from_array
 from DosimetryCore.imaging.collimators import collimator_response
@@ -108,10 +108,15 @@ def test_dl_on_the_network_grid_is_the_network_itself(trained):
     values = 50.0 * np.random.default_rng(1).random((16, 16, 16)).astype(np.float32)
     values[5:9, 6:10, 4:8] += 2000.0
     image = image_from_array(values, spacing=(6.0, 6.0, 6.0), origin=(-45.0, -45.0, -45.0), unit="Bq/mL")
-    output = correction.correct_dl(image, trained)
+    x = torch.from_numpy(values)[None, None]
     with torch.no_grad():
-        expected = trained.network(torch.from_numpy(values)[None, None])[0, 0].numpy()
-    np.testing.assert_allclose(sitk.GetArrayFromImage(output), expected, rtol=1e-5, atol=1e-6 * expected.max())
+        one_pass = trained.network(x)[0, 0].numpy()
+        mirrors = [trained.network(x.flip(axes)).flip(axes)[0, 0].numpy() for axes in MIRRORS]
+    for mirror_ensemble, expected in ((False, one_pass), (True, np.mean(mirrors, axis=0))):
+        output = correction.correct_dl(image, trained, mirror_ensemble=mirror_ensemble)
+        np.testing.assert_allclose(sitk.GetArrayFromImage(output), expected, rtol=1e-5, atol=1e-6 * expected.max())
+        assert json.loads(output.GetMetaData(PROVENANCE_KEY))["inference"] == correction.INFERENCE[mirror_ensemble]
+    assert np.abs(np.mean(mirrors, axis=0) - one_pass).max() > 1e-3 * one_pass.max()  # the mirrors do differ
 
 
 def test_dl_grid_comes_from_the_card_or_the_argument(tmp_path):

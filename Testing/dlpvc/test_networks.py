@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from DLPVCLib.networks import ARCHITECTURES, DLPVCModel, build_network, required_multiple
+from DLPVCLib.networks import ARCHITECTURES, MIRRORS, DLPVCModel, build_network, mirror_ensemble, required_multiple
 from DosimetryCore.learning.networks import R2UNet
 
 SMALL_CHANNELS = {
@@ -107,3 +107,19 @@ def test_rebuilt_from_config_gives_identical_outputs():
     x = activity()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+
+
+def test_mirror_ensemble_averages_the_eight_mirror_images_and_keeps_the_activity():
+    torch.manual_seed(0)
+    model = DLPVCModel("r2unet", channels=SMALL_CHANNELS["r2unet"]).eval()
+    x = activity((1, 1, 16, 16, 16))
+    reports = []
+    with torch.no_grad():
+        ensemble = mirror_ensemble(model, x, lambda fraction, message: reports.append(message))
+        # mirroring the input mirrors the ensemble: it is equivariant, as one pass is not
+        mirrored = mirror_ensemble(model, x.flip(3))
+        one_pass = model(x)
+    assert len(set(MIRRORS)) == 8 and len(reports) == 8 and reports[-1] == "mirror image 8/8"
+    torch.testing.assert_close(mirrored, ensemble.flip(3), rtol=1e-5, atol=1e-5 * float(ensemble.max()))
+    assert (model(x.flip(3)) - one_pass.flip(3)).abs().max() > 1e-3 * one_pass.max()
+    assert ensemble.sum(dtype=torch.float64).item() == pytest.approx(x.sum(dtype=torch.float64).item(), rel=1e-5)
