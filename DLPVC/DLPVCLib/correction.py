@@ -17,12 +17,25 @@ DL-PVC on a SPECT of any geometry (spacing, size, direction) goes through the ne
    SPECT) and scaled so that its total activity (sum times voxel volume, Bq) equals the SPECT's.
 3. The network corrects it, normalised by its maximum and keeping its total activity
    (:class:`DLPVCLib.networks.DLPVCModel`).
-4. The result is resampled back onto the SPECT's grid by linear interpolation and scaled so that
-   its total activity equals the SPECT's, to float precision.
+4. On a SPECT whose grid is the network grid, the result is the corrected image. On any other grid the
+   correction is carried back as a gain: the corrected over the network's input, voxel by voxel on the
+   network grid (the input floored at :data:`GAIN_FLOOR` of its maximum), resampled onto the SPECT's grid by
+   linear interpolation and multiplied into the SPECT. The product is scaled so that its total activity equals
+   the SPECT's, to float precision.
+
+Why a gain, not the corrected image itself: resampling a 4.8 mm SPECT onto a 9.6 mm network grid and the
+correction back blurs it twice more, and the network's correction is partly lost on the way. Measured with
+``dlpvc-r2unet`` (64^3 x 9.6 mm) on 10 patient-like torsos simulated at 128^3 x 4.8 mm (``simulate-pvc --n 12
+--seed 3400 --size 128 --spacing-mm 4.8 --kind torso``, test split; mirror ensemble), inside the body, against
+no PVC: the corrected image resampled back gave SSIM 0.963 / NRMSE 1.92 % / VAA 29.3 % and organs' and lesions'
+mean |RC - 1| 0.144 and 0.444; the gain gives 0.963 / 1.96 % / 25.8 % and 0.100 and 0.352 (no PVC: 0.949 / 2.21
+% / 18.7 %, 0.177 and 0.462). The gain keeps the SPECT's own detail and noise, and restores more of each organ's
+and lesion's activity, which is what dosimetry reads.
 
 Linear interpolation samples the concentration at the new voxel centres; it does not average
-over voxels, so a grid much coarser than the SPECT's aliases fine detail. The two rescalings keep
-the total activity: the one quantity PVC must not change (seed 003).
+over voxels, so a grid much coarser than the SPECT's aliases fine detail (a grid of twice the spacing over the
+same field of view, as 4.8 to 9.6 mm, averages each 2 x 2 x 2 block exactly). The rescalings keep the total
+activity: the one quantity PVC must not change (seed 003).
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ from DosimetryCore.core.volume import (
     require_image,
     require_same_geometry,
     resample_to,
+    same_geometry,
     set_unit,
     voxel_volume_ml,
 )
@@ -74,6 +88,9 @@ INFERENCE = {
     False: "one pass of the network",
 }
 """How :func:`correct_dl` ran the network, by its ``mirror_ensemble`` argument (recorded in the provenance)."""
+
+GAIN_FLOOR = 1e-3
+"""Network-grid voxels below this fraction of the input's maximum count as holding that much in the gain."""
 
 MAX_ACTIVITY_OUTSIDE_GRID = 0.01
 """Largest fraction of a SPECT's activity allowed outside the DL-PVC network grid (the rest is refused)."""
@@ -229,7 +246,11 @@ def correct_dl(
     passes = sub_progress(report, 0.2, 0.8) if mirror_ensemble else None
     corrected = _run_network(model.network.to(device), network_input, device, passes)
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
-    output = _with_total(resample_to(corrected, source, "linear"), total_Bq, "the SPECT grid")
+    if same_geometry(source, reference):
+        output = _with_total(corrected, total_Bq, "the SPECT grid")
+    else:
+        gain = resample_to(correction_gain(network_input, corrected), source, "linear")
+        output = _with_total(source * gain, total_Bq, "the SPECT grid")
     set_unit(output, ACTIVITY_UNIT, image.GetMetaData(QUANTITY_KEY) if image.HasMetaDataKey(QUANTITY_KEY) else None)
     warnings = domain_warnings(image, model.card)
     run = {"inference": INFERENCE[mirror_ensemble], "warnings": warnings}
@@ -338,6 +359,18 @@ def _with_total(image: sitk.Image, total_Bq: float, where: str) -> sitk.Image:
     return image_from_array(values.astype(np.float32), image, unit=ACTIVITY_UNIT)
 
 
+def correction_gain(network_input: sitk.Image, corrected: sitk.Image) -> sitk.Image:
+    """Voxel-wise gain of the correction on the network grid: ``corrected / max(input, GAIN_FLOOR * max(input))``.
+
+    Both images are activity concentrations (Bq/mL) on one grid; the gain is dimensionless, float32. The floor
+    keeps the gain finite in cold voxels, where a SPECT it is multiplied into holds next to no activity anyway.
+    """
+    values = sitk.GetArrayFromImage(network_input).astype(np.float64)
+    floor = GAIN_FLOOR * float(values.max())
+    gain = sitk.GetArrayFromImage(corrected).astype(np.float64) / np.maximum(values, floor)
+    return image_from_array(gain.astype(np.float32), network_input)
+
+
 def _run_network(
     network: DLPVCModel, image: sitk.Image, device: torch.device, mirrors: ProgressCallback | None
 ) -> sitk.Image:
@@ -366,6 +399,9 @@ def _dl_provenance(
             "origin_mm": list(reference.GetOrigin()),
             "direction": "identity",
         },
-        "resampling": "linear onto the grid and back; total activity rescaled to the input's at each step",
+        "resampling": (
+            "linear onto the grid; on another grid than the SPECT's, the correction's gain (corrected / input) "
+            "resampled linearly back and multiplied into the SPECT; total activity rescaled to the input's at each step"
+        ),
         "device": str(device),
     }

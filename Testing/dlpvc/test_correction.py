@@ -119,6 +119,41 @@ def test_dl_on_the_network_grid_is_the_network_itself(trained):
     assert np.abs(np.mean(mirrors, axis=0) - one_pass).max() > 1e-3 * one_pass.max()  # the mirrors do differ
 
 
+class _Doubling(torch.nn.Module):
+    """A stand-in network that doubles its input from slice 8 on (z index) and keeps the rest."""
+
+    required_multiple = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[..., 8:, :, :] *= 2.0
+        return y
+
+
+def test_dl_on_a_finer_grid_multiplies_the_spect_by_the_correction_gain(trained):
+    """A 4 mm SPECT through an 8 mm network grid: the output is the SPECT times the gain, keeping its own detail."""
+    values = 50.0 + 10.0 * np.random.default_rng(2).random((31, 31, 31)).astype(np.float32)
+    values[::2] += 40.0  # detail finer than the network grid: alternate slices
+    spect = image_from_array(values, spacing=(4.0, 4.0, 4.0), origin=(-60.0, -60.0, -60.0), unit="Bq/mL")
+    grid = correction.NetworkGrid((16, 16, 16), (8.0, 8.0, 8.0))
+    doubling = correction.TrainedModel(_Doubling(), trained.card)
+    corrected = correction.correct_dl(spect, doubling, grid=grid, device="cpu", mirror_ensemble=False)
+    output = sitk.GetArrayFromImage(corrected)
+    ratio = output / values
+    # both grids span -60 to 60 mm; the gain is 1 up to z = -4 mm and 2 from z = 4 mm, linear between
+    assert np.ptp(ratio[:14]) < 1e-5 and np.ptp(ratio[18:]) < 1e-5
+    assert ratio[18:].mean() / ratio[:14].mean() == pytest.approx(2.0, rel=1e-5)
+    assert output.sum() == pytest.approx(values.sum(), rel=1e-6)
+    assert abs(output[0, 5, 5] - output[1, 5, 5]) > 0.5 * 40.0 * ratio[0, 5, 5]  # the slice-to-slice detail stays
+
+
+def test_correction_gain_is_floored_in_cold_voxels():
+    network_input = image_from_array(np.array([[[0.0, 0.5, 1000.0]]], np.float32))
+    corrected = image_from_array(np.array([[[0.3, 0.5, 1500.0]]], np.float32))
+    gain = sitk.GetArrayFromImage(correction.correction_gain(network_input, corrected))
+    np.testing.assert_allclose(gain, [[[0.3, 0.5, 1.5]]], rtol=1e-6)  # floor: 1e-3 x 1000 = 1 Bq/mL
+
+
 def test_dl_grid_comes_from_the_card_or_the_argument(tmp_path):
     save_tiny_model(tmp_path, "dlpvc-nogrid", grid=None)
     with pytest.raises(ValueError, match="its card has no 'grid'"):
