@@ -258,8 +258,10 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     if arguments.update_card:
         fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
         network = model.network.cpu()
-        models.save_model(network, arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
-        print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics")
+        training_spacing = float(card["grid"]["spacing_mm"][0]) if "grid" in card else None
+        metrics = card_metrics(evaluation, training_spacing)
+        models.save_model(network, arguments.model, fields | metrics, arguments.models_dir, True)
+        print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics ({', '.join(metrics)})")
     return 0
 
 

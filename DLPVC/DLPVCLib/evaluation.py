@@ -270,6 +270,8 @@ def evaluate(
         "manifest_sha256": manifest_sha256(folder),
         "simulated_with": simulate_command(data.manifest),
         "kind": kind,
+        "spacing_mm": float(data.manifest["spacing_mm"]),
+        "size": int(data.manifest["size"]),
         "split": split,
         "n_cases": len(data),
         "input": input_key,
@@ -337,10 +339,12 @@ def write_table(evaluation: Evaluation, path_csv: str | os.PathLike, title: str 
     return [path_csv, markdown, cases, settings]
 
 
-def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
+def card_metrics(evaluation: Evaluation, training_spacing_mm: float | None = None) -> dict[str, Any]:
     """Model card fields from an evaluation's means: ``metrics``, ``baselines`` and ``evaluation`` for seed 003's
     random shapes; ``evaluation_<kind>`` (the same three inside) for another kind of data, e.g. the patient-like
-    torsos, with their recovery columns.
+    torsos, with their recovery columns. Data on another voxel size than ``training_spacing_mm`` (the model's
+    grid; ``None``: not compared) get a table of their own, ``evaluation_<kind>_<spacing>mm`` (e.g.
+    ``evaluation_torso_4.8mm``: the clinical grid, through the network grid and back).
 
     The card names the dataset folder only (its manifest sha256 identifies the data), never the
     path on the machine that evaluated it.
@@ -356,4 +360,7 @@ def card_metrics(evaluation: Evaluation) -> dict[str, Any]:
         "evaluation": evaluation.settings | {"data": Path(evaluation.settings["data"]).name},
     }
     kind = evaluation.settings.get("kind", "random")
+    spacing = evaluation.settings.get("spacing_mm")
+    if training_spacing_mm is not None and spacing is not None and not math.isclose(spacing, training_spacing_mm):
+        return {f"evaluation_{kind}_{spacing:g}mm": fields}
     return fields if kind == "random" else {f"evaluation_{kind}": fields}

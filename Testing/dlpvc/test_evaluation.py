@@ -188,7 +188,9 @@ def test_a_torso_dataset_adds_recovery_coefficients_and_its_own_card_table(tmp_p
     table = {row["method"]: row for row in result.table}
     assert table["None"]["RC liver_mean"] < 1.0  # spill-out lowers a hot organ's mean
     fields = evaluation.card_metrics(result)
-    assert set(fields) == {"evaluation_torso"}
+    assert set(fields) == {"evaluation_torso"} and result.settings["spacing_mm"] == 19.2
+    assert set(evaluation.card_metrics(result, training_spacing_mm=19.2)) == {"evaluation_torso"}
+    assert set(evaluation.card_metrics(result, training_spacing_mm=9.6)) == {"evaluation_torso_19.2mm"}
     assert fields["evaluation_torso"]["metrics"]["rc_error"] == table["DL-PVC"]["rc_error_mean"]
     markdown = evaluation.write_table(result, tmp_path / "t.csv")[1].read_text()
     assert "| PVC method | RC liver |" in markdown and "rc_error_organs: mean |RC - 1|" in markdown
