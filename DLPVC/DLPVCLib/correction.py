@@ -205,7 +205,7 @@ def correct_dl(
 ) -> sitk.Image:
     """DL-PVC of a SPECT (Bq/mL) of any geometry; the output keeps the SPECT's grid and total activity.
 
-    The steps (resampling to the network grid and back, each keeping the total activity) are in
+    The steps (resampling to the network grid, the correction's gain back, each keeping the total activity) are in
     the module docstring.
 
     Args:

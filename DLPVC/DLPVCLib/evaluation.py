@@ -344,7 +344,7 @@ def card_metrics(evaluation: Evaluation, training_spacing_mm: float | None = Non
     random shapes; ``evaluation_<kind>`` (the same three inside) for another kind of data, e.g. the patient-like
     torsos, with their recovery columns. Data on another voxel size than ``training_spacing_mm`` (the model's
     grid; ``None``: not compared) get a table of their own, ``evaluation_<kind>_<spacing>mm`` (e.g.
-    ``evaluation_torso_4.8mm``: the clinical grid, through the network grid and back).
+    ``evaluation_torso_4.8mm``: the clinical grid, corrected through the network grid).
 
     The card names the dataset folder only (its manifest sha256 identifies the data), never the
     path on the machine that evaluated it.

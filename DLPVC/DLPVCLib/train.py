@@ -393,7 +393,7 @@ def departures_from_the_paper(summary: dict[str, Any]) -> list[str]:
     if (size, spacing) != (SEED_003_TRAINING["size"], SEED_003_TRAINING["spacing_mm"]):
         notes.append(
             f"network grid {size}^3 voxels of {spacing:g} mm, not Leube et al.'s 128^3 of 4.8 mm: a SPECT is resampled "
-            f"onto it and back, so detail finer than {spacing:g} mm is not corrected"
+            f"onto it and its correction carried back as a gain, so detail finer than {spacing:g} mm is not corrected"
         )
     if cases < SEED_003_TRAINING["cases"]:
         notes.append(f"{cases} simulated training and validation cases, not Leube et al.'s 10,000")
