@@ -9,7 +9,8 @@ gradients. The time does not depend on the weights, so an untrained network meas
 
 With ``--model NAME`` it also times what a user waits for with an installed model:
 :func:`DLPVCLib.correction.correct_dl` of a ``size``^3 SPECT of seed 003's 4.8 mm voxels (resampling
-onto the model's network grid, the network, resampling back with the total activity kept).
+onto the model's network grid, the network, its gain resampled back with the total activity kept), once with
+the mirror ensemble (the default: 8 passes) and once with ``mirror_ensemble=False`` (one pass).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def seconds_per_volume(model: DLPVCModel, volume: torch.Tensor, repeats: int, de
     return best
 
 
-def seconds_per_correction(name: str, size: int, repeats: int, device: torch.device) -> tuple[float, str]:
+def seconds_per_correction(
+    name: str, size: int, repeats: int, device: torch.device, mirror_ensemble: bool
+) -> tuple[float, str]:
     """Best wall time (s) of ``repeats`` DL-PVC corrections of a ``size``^3 SPECT at 4.8 mm with model ``name``."""
     model = load_dlpvc_model(name, device=device)
     generator = np.random.default_rng(0)
@@ -49,7 +52,7 @@ def seconds_per_correction(name: str, size: int, repeats: int, device: torch.dev
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        correct_dl(spect, model, device=device)
+        correct_dl(spect, model, device=device, mirror_ensemble=mirror_ensemble)
         best = min(best, time.perf_counter() - start)
     grid = model.grid
     return best, f"{'x'.join(map(str, grid.size))} of {grid.spacing_mm[0]:g} mm"
@@ -78,9 +81,13 @@ def main() -> None:
         size = f"{arguments.size}^3"
         print(f"| {arch:<18} | {size:>6} | {parameters:>11,} | {seconds:>18.2f} |")
     if arguments.model:
-        seconds, grid = seconds_per_correction(arguments.model, arguments.size, arguments.repeats, device)
-        print(f"\ncorrect_dl with {arguments.model} (network grid {grid}) of a {arguments.size}^3 SPECT at 4.8 mm: "
-              f"{seconds:.2f} s (best of {arguments.repeats})")
+        case = f"a {arguments.size}^3 SPECT at 4.8 mm (best of {arguments.repeats})"
+        print(f"\ncorrect_dl with {arguments.model} of {case}:")
+        for mirror_ensemble, words in ((True, "mirror ensemble (8 passes)"), (False, "single pass")):
+            seconds, grid = seconds_per_correction(
+                arguments.model, arguments.size, arguments.repeats, device, mirror_ensemble
+            )
+            print(f"  {words}, network grid {grid}: {seconds:.2f} s")
 
 
 if __name__ == "__main__":
