@@ -256,11 +256,9 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
     print(paths[1].read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(path) for path in paths))
     if arguments.update_card:
-        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        network = model.network.cpu()
         training_spacing = float(card["grid"]["spacing_mm"][0]) if "grid" in card else None
         metrics = card_metrics(evaluation, training_spacing)
-        models.save_model(network, arguments.model, fields | metrics, arguments.models_dir, True)
+        models.update_card(arguments.model, metrics, arguments.models_dir)
         print(f"model card of {arguments.model!r} updated with the {arguments.split} metrics ({', '.join(metrics)})")
     return 0
 

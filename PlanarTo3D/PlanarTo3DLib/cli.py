@@ -160,10 +160,8 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
         for network, network_card in ((model, card), (prior, prior_card)):
             if network is None:
                 continue
-            fields = {k: v for k, v in network_card.items()
-                      if k not in ("name", "weights_file", "weights_sha256", "format")}  # fmt: skip
-            fields["metrics"] = {"held_out": means, "protocol": protocol}
-            models.save_model(network, network_card["name"], fields, arguments.models_dir, True)
+            metrics = {"metrics": {"held_out": means, "protocol": protocol}}
+            models.update_card(network_card["name"], metrics, arguments.models_dir)
             print(f"model card of {network_card['name']!r} updated with the held-out table")  # fmt: skip
     return 0
 

@@ -72,6 +72,26 @@ def test_tampered_weights_are_refused(tmp_path, trained):
         models.load_model("dlpvc-test", DLPVCModel.from_config, device="cpu", folder=tmp_path)
 
 
+def test_update_card_sets_fields_and_leaves_the_weights_and_their_training_time(tmp_path, trained):
+    model, fields = trained
+    folder = models.save_model(model, "dlpvc-test", fields, folder=tmp_path)
+    weights, before = folder / "model.pt", models.read_card("dlpvc-test", tmp_path)
+    data = weights.read_bytes()
+    assert models.update_card("dlpvc-test", {"metrics": {"SSIM": 0.97}, "evaluation_x": {}}, tmp_path) == folder
+    card = models.read_card("dlpvc-test", tmp_path)
+    assert weights.read_bytes() == data
+    assert card == before | {"metrics": {"SSIM": 0.97}, "evaluation_x": {}}
+    assert "| SSIM | 0.97 | 0.89 | 0.94 |" in (folder / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="trained_utc, weights_sha256 identify the weights"):
+        models.update_card("dlpvc-test", {"weights_sha256": "0" * 64, "trained_utc": "now"}, tmp_path)
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        models.update_card("dlpvc-test", {"metrics": {1j}}, tmp_path)
+    assert models.read_card("dlpvc-test", tmp_path) == card  # nothing written by a refused update
+    weights.write_bytes(data + b"x")
+    with pytest.raises(ValueError, match="weights sha256 differs from its card"):
+        models.update_card("dlpvc-test", {"metrics": {}}, tmp_path)
+
+
 def test_missing_files_are_refused(tmp_path, trained):
     model, fields = trained
     with pytest.raises(ValueError, match="no folder .* never downloaded"):

@@ -185,6 +185,40 @@ def save_model(
     return model_folder
 
 
+CARD_IDENTITY_FIELDS = ("name", "trained_utc", "weights_file", "weights_sha256", "format")
+"""Card fields :func:`update_card` never changes: what the weights are and when they were trained."""
+
+
+def update_card(name: str, card_fields: Mapping[str, Any], folder: str | Path | None = None) -> Path:
+    """Set ``card_fields`` (e.g. held-out metrics) in installed model ``name``'s card; returns its folder.
+
+    The weights file is not rewritten, so its bytes, its sha256 and the card's ``trained_utc`` stay as they were
+    (:func:`save_model` would re-serialise the weights and stamp the time of the update as the training time).
+    The JSON card and ``MODEL_CARD.md`` are rewritten atomically.
+
+    Raises:
+        ValueError: no such model, a card field of :data:`CARD_IDENTITY_FIELDS` given, fields that are not
+            JSON-serialisable, or weights whose sha256 is no longer the card's.
+    """
+    card = read_card(name, folder)
+    identity = sorted(set(card_fields) & set(CARD_IDENTITY_FIELDS))
+    if identity:
+        raise ValueError(f"card_fields: {', '.join(identity)} identify the weights and cannot be updated")
+    model_folder = _models_root(folder) / name
+    if sha256_of(model_folder / card["weights_file"]) != card["weights_sha256"]:
+        raise ValueError(f"model {name!r}: weights sha256 differs from its card; refusing to update the card")
+    card |= dict(card_fields)
+    try:
+        text = json.dumps(card, indent=2) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"card_fields: not JSON-serialisable ({error})") from error
+    with atomic_path(model_folder / CARD_FILE) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    with atomic_path(model_folder / CARD_MARKDOWN) as temporary:
+        temporary.write_text(_card_markdown(card), encoding="utf-8")
+    return model_folder
+
+
 def read_card(name: str, folder: str | Path | None = None) -> dict[str, Any]:
     """The model card of model ``name``; ValueError when the model or its card is missing or unreadable."""
     model_folder = _models_root(folder) / name

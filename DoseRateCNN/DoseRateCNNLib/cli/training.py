@@ -147,8 +147,7 @@ def _run_evaluate(arguments: argparse.Namespace) -> int:
                 f"NRMSE {row['NRMSE_percent']:5.1f} %  (n={row['n']})"
             )
     if arguments.update_card:
-        fields = {k: v for k, v in card.items() if k not in ("name", "weights_file", "weights_sha256", "format")}
-        models.save_model(model, arguments.model, fields | card_metrics(evaluation), arguments.models_dir, True)
+        models.update_card(arguments.model, card_metrics(evaluation), arguments.models_dir)
         print(f"model card of {arguments.model!r} updated with the {arguments.split} table")
     return 0
 
