@@ -193,7 +193,7 @@ def update_card(name: str, card_fields: Mapping[str, Any], folder: str | Path | 
     """Set ``card_fields`` (e.g. held-out metrics) in installed model ``name``'s card; returns its folder.
 
     The weights file is not rewritten, so its bytes, its sha256 and the card's ``trained_utc`` stay as they were
-    (:func:`save_model` would re-serialise the weights and stamp the time of the update as the training time).
+    (:func:`save_model` re-serialises the weights: the same tensors, other bytes, another sha256).
     The JSON card and ``MODEL_CARD.md`` are rewritten atomically.
 
     Raises:
