@@ -243,8 +243,8 @@ def correct_dl(
     report(0.0, "DL-PVC: resampling onto the network grid")
     network_input = _with_total(resample_to(source, reference, "linear"), total_Bq, "the network grid")
     report(0.2, f"DL-PVC: running the network on {device}")
-    passes = sub_progress(report, 0.2, 0.8) if mirror_ensemble else None
-    corrected = _run_network(model.network.to(device), network_input, device, passes)
+    passes = sub_progress(report, 0.2, 0.8)
+    corrected = _run_network(model.network.to(device), network_input, device, mirror_ensemble, passes)
     report(0.8, "DL-PVC: resampling back onto the SPECT grid")
     if same_geometry(source, reference):
         output = _with_total(corrected, total_Bq, "the SPECT grid")
@@ -372,13 +372,13 @@ def correction_gain(network_input: sitk.Image, corrected: sitk.Image) -> sitk.Im
 
 
 def _run_network(
-    network: DLPVCModel, image: sitk.Image, device: torch.device, mirrors: ProgressCallback | None
+    network: DLPVCModel, image: sitk.Image, device: torch.device, mirror_ensemble: bool, progress: ProgressCallback
 ) -> sitk.Image:
-    """The network's correction of a float32 image on its grid, as an image on the same grid: one pass
-    (``mirrors`` None) or the mirror ensemble, reporting each pass to ``mirrors``."""
+    """The network's correction of a float32 image on its grid, as an image on the same grid: the mirror
+    ensemble (each of its passes reported to ``progress``) or one pass."""
     with torch.no_grad():
         x = torch.from_numpy(sitk.GetArrayFromImage(image)).to(device)[None, None]
-        y = network(x) if mirrors is None else run_mirror_ensemble(network, x, mirrors)
+        y = run_mirror_ensemble(network, x, progress) if mirror_ensemble else network(x)
         y = y[0, 0].cpu().numpy()
     return image_from_array(y, image, unit=ACTIVITY_UNIT)
 

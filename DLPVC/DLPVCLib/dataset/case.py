@@ -63,7 +63,8 @@ def simulate_pvc_case(
     SPECT: :func:`~DosimetryCore.imaging.simulation.simulate_spect` with ``acquisition`` (default: seed
     003's 120 views x 30 s, MELP, noRR 10x2 and RR 6x6 OSEM), Poisson noise seeded from the case
     seed; only the ``reconstructions`` asked for are made (default :data:`DEFAULT_RECONSTRUCTIONS`: RR from
-    noisy and from noise-free projections), each the same image whichever others are made. ``masks`` are the
+    noisy projections; a dataset's val cases ask for its noise-free twin too), each the same image whichever
+    others are made. ``masks`` are the
     IY-PVC regions of the kind (for ``random``, :func:`~DLPVCLib.dataset.activity_kinds.region_labelmap` of the
     truth). Deterministic for a seed and device.
 
@@ -113,7 +114,7 @@ def simulate_pvc_case(
         "n_regions": int(sitk.GetArrayViewFromImage(masks).max()),
         "device": device.type,
     }
-    reconstructed = {key: image for key, image in spect.items() if key.startswith("osem")}
+    reconstructed = {key: image for key, image in spect.items() if key in simulation.OSEM_IMAGES}
     images = {"truth": truth, "ct": body.ct, "masks": masks, **reconstructed}
     for image in images.values():
         stamp(image, provenance)
